@@ -1,0 +1,528 @@
+"""Compiled training and inference kernels of cymlp.
+
+Every function here has a twin of the same name and signature in
+``cymlp/_numpy_kernels.py``, which is the readable reference; read that first.
+The Python layer (``cymlp/_network.py``) validates every argument before it
+calls in here: these kernels run without bounds checks and trust their inputs,
+apart from a few O(1) checks at each entry point that keep a mistake in the
+Python layer from writing outside a buffer.
+
+Data layout (shared with the NumPy backend, built by ``cymlp/_layout.py``):
+
+* ``params``: one flat buffer; layer ``l`` has its weights ``W`` of shape
+  ``(n_in, n_out)`` (row-major) at ``layout[l, W_OFFSET]`` and, when the
+  network has biases, ``b`` of length ``n_out`` at ``layout[l, B_OFFSET]``
+  (``-1`` means no bias).
+* ``layout``: ``intp`` array of shape ``(n_layers, 5)``, columns
+  ``n_in, n_out, activation code, weight offset, bias offset``.
+* ``workspace``: flat scratch buffer holding, for ``capacity`` rows, the
+  activations of every layer, the output pre-activations and two delta
+  buffers; ``_layout.workspace_size`` gives its length.
+"""
+# Cython directives are set in CMakeLists.txt (CYTHON_ARGS).
+
+from cython cimport floating
+from libc.math cimport exp, log, log1p, sqrt, fabs, tanh, isfinite
+from libc.string cimport memcpy
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+# Codes; they must match cymlp/_layout.py.
+cdef enum:
+    N_IN = 0
+    N_OUT = 1
+    ACTIVATION = 2
+    W_OFFSET = 3
+    B_OFFSET = 4
+    LAYOUT_COLUMNS = 5
+
+cdef enum:
+    IDENTITY = 0
+    SIGMOID = 1
+    TANH = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    SOFTMAX = 5
+
+cdef enum:
+    MSE = 0
+    BCE = 1
+    CROSS_ENTROPY = 2
+    TUTORIAL = 3    # reports MSE, descends along a - y (see cymlp.tutorial)
+
+cdef enum:
+    SGD = 0
+    ADAM = 1
+
+cdef enum:
+    # Indices into the ``hyperparams`` float64 vector.
+    LEARNING_RATE = 0
+    MOMENTUM = 1
+    NESTEROV = 2
+    WEIGHT_DECAY = 3
+    BETA1 = 4
+    BETA2 = 5
+    EPSILON = 6
+    N_HYPERPARAMS = 7
+
+cdef double LEAKY_SLOPE = 0.01
+
+# Below this many multiply-adds a plain loop beats the call overhead of BLAS.
+cdef long SMALL_GEMM = 4096
+
+
+# ---------------------------------------------------------------- matrix products
+
+cdef void small_gemm(bint trans_a, bint trans_b, int m, int n, int k,
+                     const floating* a, int lda, const floating* b, int ldb,
+                     floating* c, int ldc) noexcept nogil:
+    """Row-major C(m x n) = op(A) op(B) with plain loops."""
+    cdef int i, j, p
+    cdef floating a_ip
+    for i in range(m):
+        for j in range(n):
+            c[i * ldc + j] = 0
+        for p in range(k):
+            a_ip = a[p * lda + i] if trans_a else a[i * lda + p]
+            if trans_b:
+                for j in range(n):
+                    c[i * ldc + j] += a_ip * b[j * ldb + p]
+            else:
+                for j in range(n):
+                    c[i * ldc + j] += a_ip * b[p * ldb + j]
+
+
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
+               const floating* a, int lda, const floating* b, int ldb,
+               floating* c, int ldc) noexcept nogil:
+    """Row-major C(m x n) = op(A) op(B); BLAS for all but tiny products."""
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef floating one = 1
+    cdef floating zero = 0
+    if <long>m * n * k < SMALL_GEMM:
+        small_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc)
+        return
+    # BLAS is column-major: a row-major C is a column-major C^T = op(B)^T op(A)^T.
+    if floating is float:
+        sgemm(&tb, &ta, &n, &m, &k, &one, <float*>b, &ldb, <float*>a, &lda,
+              &zero, c, &ldc)
+    else:
+        dgemm(&tb, &ta, &n, &m, &k, &one, <double*>b, &ldb, <double*>a, &lda,
+              &zero, c, &ldc)
+
+
+# ---------------------------------------------------------------- activations
+
+cdef inline floating sigmoid(floating z) noexcept nogil:
+    """1 / (1 + exp(-z)), written so that exp never overflows."""
+    cdef double e
+    if z >= 0:
+        return <floating>(1.0 / (1.0 + exp(-<double>z)))
+    e = exp(<double>z)
+    return <floating>(e / (1.0 + e))
+
+
+cdef void activate(int code, floating* a, Py_ssize_t rows, Py_ssize_t width) noexcept nogil:
+    """a = f(a) in place, row by row."""
+    cdef Py_ssize_t i, j, n = rows * width
+    cdef floating* row
+    cdef floating top, total
+    if code == SIGMOID:
+        for i in range(n):
+            a[i] = sigmoid(a[i])
+    elif code == TANH:
+        for i in range(n):
+            a[i] = tanh(a[i])
+    elif code == RELU:
+        for i in range(n):
+            if not a[i] > 0:
+                a[i] = 0
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            if not a[i] > 0:
+                a[i] = <floating>(LEAKY_SLOPE * a[i])
+    elif code == SOFTMAX:
+        for i in range(rows):
+            row = a + i * width
+            top = row[0]
+            for j in range(1, width):
+                if row[j] > top:
+                    top = row[j]
+            total = 0
+            for j in range(width):
+                row[j] = <floating>exp(<double>(row[j] - top))
+                total += row[j]
+            for j in range(width):
+                row[j] /= total
+
+
+cdef void multiply_derivative(int code, floating* delta, const floating* a,
+                              Py_ssize_t n) noexcept nogil:
+    """delta *= f'(z), with f' written in terms of the output a = f(z)."""
+    cdef Py_ssize_t i
+    if code == SIGMOID:
+        for i in range(n):
+            delta[i] *= a[i] * (1 - a[i])
+    elif code == TANH:
+        for i in range(n):
+            delta[i] *= 1 - a[i] * a[i]
+    elif code == RELU:
+        for i in range(n):
+            if not a[i] > 0:
+                delta[i] = 0
+    elif code == LEAKY_RELU:
+        for i in range(n):
+            if not a[i] > 0:
+                delta[i] = <floating>(LEAKY_SLOPE * delta[i])
+
+
+# ---------------------------------------------------------------- losses
+
+cdef bint row_correct(const floating* a, const floating* y, Py_ssize_t width) noexcept nogil:
+    """Argmax of a equals argmax of y (threshold 0.5 for one output)."""
+    cdef Py_ssize_t j, best_a = 0, best_y = 0
+    if width == 1:
+        return (a[0] > 0.5) == (y[0] > 0.5)
+    for j in range(1, width):
+        if a[j] > a[best_a]:
+            best_a = j
+        if y[j] > y[best_y]:
+            best_y = j
+    return best_a == best_y
+
+
+cdef double output_delta(int loss_code, int activation, const floating* a,
+                         const floating* z, const floating* y, floating* delta,
+                         Py_ssize_t width, double scale) noexcept nogil:
+    """Loss of one row; delta = scale * dLoss/dz for that row."""
+    cdef Py_ssize_t j
+    cdef double loss = 0, diff, zj, top, total, log_sum, y_sum, inner
+    if loss_code == MSE or loss_code == TUTORIAL:
+        for j in range(width):
+            diff = <double>a[j] - y[j]
+            loss += diff * diff
+            if loss_code == TUTORIAL:
+                delta[j] = <floating>(scale * diff)
+            else:
+                delta[j] = <floating>(scale * 2.0 * diff / width)
+        loss /= width
+        if loss_code == MSE:
+            if activation == SOFTMAX:
+                # Softmax Jacobian: dz_j = a_j (g_j - sum_k g_k a_k).
+                inner = 0
+                for j in range(width):
+                    inner += <double>delta[j] * a[j]
+                for j in range(width):
+                    delta[j] = <floating>(a[j] * (delta[j] - inner))
+            else:
+                multiply_derivative(activation, delta, a, width)
+    elif loss_code == BCE:
+        # On logits: max(z, 0) - z y + log(1 + exp(-|z|)) never overflows.
+        for j in range(width):
+            zj = z[j]
+            loss += (zj if zj > 0 else 0.0) - zj * y[j] + log1p(exp(-fabs(zj)))
+            delta[j] = <floating>(scale * (<double>a[j] - y[j]) / width)
+        loss /= width
+    elif loss_code == CROSS_ENTROPY:
+        # -sum y log softmax(z) = sum y (logsumexp(z) - z).
+        top = z[0]
+        for j in range(1, width):
+            if z[j] > top:
+                top = z[j]
+        total = 0
+        y_sum = 0
+        for j in range(width):
+            total += exp(<double>z[j] - top)
+            y_sum += y[j]
+        log_sum = top + log(total)
+        for j in range(width):
+            loss += y[j] * (log_sum - z[j])
+            delta[j] = <floating>(scale * (a[j] * y_sum - y[j]))
+    return loss
+
+
+# ---------------------------------------------------------------- one batch
+
+cdef inline Py_ssize_t activation_offset(const Py_ssize_t* layout, Py_ssize_t layer,
+                                         Py_ssize_t capacity) noexcept nogil:
+    """Where the activations of ``layer`` (0 = the input) start in the workspace."""
+    cdef Py_ssize_t l, offset = capacity * layout[N_IN]
+    for l in range(layer - 1):
+        offset += capacity * layout[l * LAYOUT_COLUMNS + N_OUT]
+    return offset if layer > 0 else 0
+
+
+cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
+                        Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                        floating* workspace, Py_ssize_t capacity,
+                        floating* z_out) noexcept nogil:
+    """Activations of every layer for ``rows`` input rows ``x``."""
+    cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
+    cdef const Py_ssize_t* row
+    cdef const floating* a_prev = x
+    cdef floating* a
+    for l in range(n_layers):
+        row = layout + l * LAYOUT_COLUMNS
+        n_in = row[N_IN]
+        n_out = row[N_OUT]
+        a = workspace + activation_offset(layout, l + 1, capacity)
+        gemm(False, False, <int>rows, <int>n_out, <int>n_in, a_prev, <int>n_in,
+             params + row[W_OFFSET], <int>n_out, a, <int>n_out)
+        bias_offset = row[B_OFFSET]
+        if bias_offset >= 0:
+            for r in range(rows):
+                for j in range(n_out):
+                    a[r * n_out + j] += params[bias_offset + j]
+        if l == n_layers - 1 and z_out != NULL:
+            memcpy(z_out, a, rows * n_out * sizeof(floating))
+        activate(<int>row[ACTIVATION], a, rows, n_out)
+        a_prev = a
+
+
+cdef void backward_batch(const floating* params, const Py_ssize_t* layout,
+                         Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                         floating* workspace, Py_ssize_t capacity,
+                         floating* delta, floating* spare, floating* grad) noexcept nogil:
+    """grad = dLoss/dparams, given delta = dLoss/dz of the output layer."""
+    cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
+    cdef const Py_ssize_t* row
+    cdef const floating* a_prev
+    cdef floating* swap
+    cdef floating* grad_bias
+    for l in range(n_layers - 1, -1, -1):
+        row = layout + l * LAYOUT_COLUMNS
+        n_in = row[N_IN]
+        n_out = row[N_OUT]
+        a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity)
+        gemm(True, False, <int>n_in, <int>n_out, <int>rows, a_prev, <int>n_in,
+             delta, <int>n_out, grad + row[W_OFFSET], <int>n_out)
+        bias_offset = row[B_OFFSET]
+        if bias_offset >= 0:
+            grad_bias = grad + bias_offset
+            for j in range(n_out):
+                grad_bias[j] = 0
+            for r in range(rows):
+                for j in range(n_out):
+                    grad_bias[j] += delta[r * n_out + j]
+        if l > 0:
+            gemm(False, True, <int>rows, <int>n_in, <int>n_out, delta, <int>n_out,
+                 params + row[W_OFFSET], <int>n_out, spare, <int>n_in)
+            multiply_derivative(<int>layout[(l - 1) * LAYOUT_COLUMNS + ACTIVATION],
+                                spare, a_prev, rows * n_in)
+            swap = delta
+            delta = spare
+            spare = swap
+
+
+cdef double loss_batch(const floating* params, const Py_ssize_t* layout,
+                       Py_ssize_t n_layers, int loss_code, const floating* x,
+                       const floating* y, const Py_ssize_t* y_rows, Py_ssize_t rows,
+                       floating* workspace, Py_ssize_t capacity, floating* grad,
+                       Py_ssize_t* n_correct) noexcept nogil:
+    """Summed loss of a batch; with ``grad``, also the gradient of its mean.
+
+    ``y_rows`` maps batch row r to its target row (NULL: row r itself).
+    """
+    cdef Py_ssize_t r, n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
+    cdef Py_ssize_t max_width = 0, l
+    cdef int activation = <int>layout[(n_layers - 1) * LAYOUT_COLUMNS + ACTIVATION]
+    cdef floating* a_out = workspace + activation_offset(layout, n_layers, capacity)
+    cdef floating* z_out = a_out + capacity * n_out
+    cdef floating* delta
+    cdef const floating* y_row
+    cdef double total = 0
+    for l in range(n_layers):
+        if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
+            max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
+    delta = z_out + capacity * n_out
+    forward_batch(params, layout, n_layers, x, rows, workspace, capacity, z_out)
+    for r in range(rows):
+        y_row = y + (y_rows[r] if y_rows != NULL else r) * n_out
+        total += output_delta(loss_code, activation, a_out + r * n_out,
+                              z_out + r * n_out, y_row, delta + r * n_out,
+                              n_out, 1.0 / rows)
+        n_correct[0] += row_correct(a_out + r * n_out, y_row, n_out)
+    if grad != NULL:
+        backward_batch(params, layout, n_layers, x, rows, workspace, capacity,
+                       delta, delta + capacity * max_width, grad)
+    return total
+
+
+# ---------------------------------------------------------------- optimizers
+
+cdef void optimizer_step(int optimizer_code, const double* hyperparams,
+                         floating* params, floating* grad, floating* state,
+                         Py_ssize_t n_params, long step) noexcept nogil:
+    """One update of params from grad, as torch.optim.SGD / torch.optim.Adam do it.
+
+    ``state`` holds two buffers of ``n_params``: the momentum buffer (SGD), or
+    the first and second moments (Adam). ``step`` counts from 1.
+    """
+    cdef Py_ssize_t i
+    cdef double learning_rate = hyperparams[LEARNING_RATE]
+    cdef double weight_decay = hyperparams[WEIGHT_DECAY]
+    cdef double momentum = hyperparams[MOMENTUM]
+    cdef bint nesterov = hyperparams[NESTEROV] != 0
+    cdef double beta1 = hyperparams[BETA1], beta2 = hyperparams[BETA2]
+    cdef double eps = hyperparams[EPSILON]
+    cdef double step_size, correction2_sqrt
+    cdef floating g, buf
+    cdef floating* first = state
+    cdef floating* second = state + n_params
+    if optimizer_code == SGD:
+        for i in range(n_params):
+            g = grad[i]
+            if weight_decay != 0:
+                g = <floating>(g + weight_decay * params[i])
+            if momentum != 0:
+                buf = <floating>(momentum * first[i] + g)
+                first[i] = buf
+                g = <floating>(g + momentum * buf) if nesterov else buf
+            params[i] = <floating>(params[i] - learning_rate * g)
+    elif optimizer_code == ADAM:
+        step_size = learning_rate / (1.0 - beta1 ** step)
+        correction2_sqrt = sqrt(1.0 - beta2 ** step)
+        for i in range(n_params):
+            g = grad[i]
+            if weight_decay != 0:
+                g = <floating>(g + weight_decay * params[i])
+            first[i] = <floating>(first[i] + (1.0 - beta1) * (g - first[i]))
+            second[i] = <floating>(beta2 * second[i] + (1.0 - beta2) * g * g)
+            params[i] = <floating>(params[i] - step_size * (
+                first[i] / (sqrt(<double>second[i]) / correction2_sqrt + eps)))
+
+
+# ---------------------------------------------------------------- entry points
+
+cdef Py_ssize_t check_layout(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_params,
+                             Py_ssize_t n_in, Py_ssize_t n_out,
+                             Py_ssize_t workspace_len, Py_ssize_t rows_needed) except -1:
+    """Capacity (rows) of the workspace; raises if a buffer is too small."""
+    cdef Py_ssize_t l, total = 0, max_width = 0, n_layers = layout.shape[0]
+    cdef Py_ssize_t width, last_param
+    if layout.shape[1] != LAYOUT_COLUMNS or n_layers < 1:
+        raise ValueError("layout must have shape (n_layers >= 1, 5)")
+    if layout[0, N_IN] != n_in or layout[n_layers - 1, N_OUT] != n_out:
+        raise ValueError("X or Y does not match the layout")
+    for l in range(n_layers):
+        width = layout[l, N_OUT]
+        if layout[l, N_IN] < 1 or width < 1 or (l > 0 and layout[l, N_IN] != layout[l - 1, N_OUT]):
+            raise ValueError("layout has inconsistent layer sizes")
+        last_param = layout[l, W_OFFSET] + layout[l, N_IN] * width
+        if layout[l, W_OFFSET] < 0 or last_param > n_params or layout[l, B_OFFSET] + width > n_params:
+            raise ValueError("params is too short for the layout")
+        total += width
+        if width > max_width:
+            max_width = width
+    width = layout[0, N_IN] + total + layout[n_layers - 1, N_OUT] + 2 * max_width
+    if workspace_len < width * rows_needed:
+        raise ValueError("workspace is too small")
+    return workspace_len // width
+
+
+def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
+            const floating[:, ::1] X, floating[:, ::1] out, floating[::1] workspace):
+    """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), in blocks of rows."""
+    cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0]
+    cdef Py_ssize_t n_out = out.shape[1], start, rows
+    cdef Py_ssize_t capacity = check_layout(layout, params.shape[0], X.shape[1],
+                                            n_out, workspace.shape[0], 1)
+    if out.shape[0] != n_rows:
+        raise ValueError("out must have one row per row of X")
+    cdef floating* a_out = &workspace[0] + activation_offset(&layout[0, 0], n_layers, capacity)
+    with nogil:
+        start = 0
+        while start < n_rows:
+            rows = min(capacity, n_rows - start)
+            forward_batch(&params[0], &layout[0, 0], n_layers, &X[start, 0], rows,
+                          &workspace[0], capacity, NULL)
+            memcpy(&out[start, 0], a_out, rows * n_out * sizeof(floating))
+            start += rows
+
+
+def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
+             int loss_code, const floating[:, ::1] X, const floating[:, ::1] Y,
+             floating[::1] workspace):
+    """(sum over rows of the loss, number of rows classified correctly)."""
+    cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0]
+    cdef Py_ssize_t start, rows, n_correct = 0
+    cdef double total = 0
+    cdef Py_ssize_t capacity = check_layout(layout, params.shape[0], X.shape[1],
+                                            Y.shape[1], workspace.shape[0], 1)
+    if Y.shape[0] != n_rows:
+        raise ValueError("X and Y must have the same number of rows")
+    with nogil:
+        start = 0
+        while start < n_rows:
+            rows = min(capacity, n_rows - start)
+            total += loss_batch(&params[0], &layout[0, 0], n_layers, loss_code,
+                                &X[start, 0], &Y[start, 0], NULL, rows,
+                                &workspace[0], capacity, NULL, &n_correct)
+            start += rows
+    return total, n_correct
+
+
+def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
+                  int loss_code, const floating[:, ::1] X, const floating[:, ::1] Y,
+                  floating[::1] grad, floating[::1] workspace):
+    """grad = d(mean loss over the rows of X)/d params; returns that mean loss."""
+    cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0], n_correct = 0
+    cdef double total
+    cdef Py_ssize_t capacity = check_layout(layout, params.shape[0], X.shape[1],
+                                            Y.shape[1], workspace.shape[0], n_rows)
+    if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
+        raise ValueError("X, Y and grad do not match")
+    with nogil:
+        total = loss_batch(&params[0], &layout[0, 0], n_layers, loss_code,
+                           &X[0, 0], &Y[0, 0], NULL, n_rows, &workspace[0],
+                           capacity, &grad[0], &n_correct)
+    return total / n_rows
+
+
+def train_epoch(floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss_code,
+                const floating[:, ::1] X, const floating[:, ::1] Y,
+                const Py_ssize_t[::1] order, Py_ssize_t batch_size,
+                int optimizer_code, const double[::1] hyperparams,
+                floating[:, ::1] state, long step, floating[::1] grad,
+                floating[::1] workspace):
+    """One optimizer step per batch of ``batch_size`` rows taken from X[order].
+
+    Returns ``(loss_sum, n_correct, rows_done)``: the summed per-row loss and
+    the correct classifications of the forward passes before each step, and the
+    rows used. A batch whose loss is not finite stops the loop before its step
+    is applied, so ``rows_done < len(order)`` signals divergence.
+    """
+    cdef Py_ssize_t n_layers = layout.shape[0], n_params = params.shape[0]
+    cdef Py_ssize_t n_in = X.shape[1], n_rows = order.shape[0]
+    cdef Py_ssize_t start = 0, rows, r, n_correct = 0, n_correct_batch
+    cdef double total = 0, batch_loss
+    cdef floating* inputs
+    cdef Py_ssize_t capacity = check_layout(layout, n_params, n_in, Y.shape[1],
+                                            workspace.shape[0], min(batch_size, n_rows))
+    if batch_size < 1 or Y.shape[0] != X.shape[0] or grad.shape[0] != n_params:
+        raise ValueError("batch_size, X, Y or grad do not match")
+    if state.shape[0] != 2 or state.shape[1] != n_params or hyperparams.shape[0] != N_HYPERPARAMS:
+        raise ValueError("state or hyperparams do not match params")
+    for r in range(n_rows):
+        if order[r] < 0 or order[r] >= X.shape[0]:
+            raise ValueError("order holds a row index outside X")
+    with nogil:
+        # The input rows of a batch are gathered into the slot of layer 0.
+        inputs = &workspace[0]
+        while start < n_rows:
+            rows = min(batch_size, n_rows - start)
+            for r in range(rows):
+                memcpy(inputs + r * n_in, &X[order[start + r], 0], n_in * sizeof(floating))
+            n_correct_batch = 0
+            batch_loss = loss_batch(&params[0], &layout[0, 0], n_layers, loss_code,
+                                    inputs, &Y[0, 0], &order[start], rows,
+                                    &workspace[0], capacity, &grad[0], &n_correct_batch)
+            if not isfinite(batch_loss):
+                break
+            step += 1
+            optimizer_step(optimizer_code, &hyperparams[0], &params[0], &grad[0],
+                           &state[0, 0], n_params, step)
+            total += batch_loss
+            n_correct += n_correct_batch
+            start += rows
+    return total, n_correct, start

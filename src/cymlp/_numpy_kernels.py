@@ -1,0 +1,298 @@
+"""The NumPy backend: the readable reference for ``csrc/_kernels.pyx``.
+
+Each public function here has a compiled twin of the same name, signature and
+semantics; the test suite checks that both give the same numbers. The buffers
+(``params``, ``layout``, ``workspace``) are described in ``cymlp/_layout.py``.
+The Python layer validates every argument before calling in here.
+
+The network computes, per layer ``l``, ``z = a_prev @ W + b`` and ``a = f(z)``.
+Backpropagation starts from ``delta = dLoss/dz`` of the output layer and
+walks back with ``delta_prev = (delta @ W.T) * f'(z_prev)``.
+"""
+
+import numpy as np
+
+from ._layout import (
+    ACTIVATION, ADAM, B_OFFSET, BCE, BETA1, BETA2, CROSS_ENTROPY, EPSILON, IDENTITY,
+    LAYOUT_COLUMNS, LEAKY_RELU, LEAKY_SLOPE, LEARNING_RATE, MOMENTUM, MSE, N_HYPERPARAMS,
+    N_IN, N_OUT, NESTEROV, RELU, SGD, SIGMOID, SOFTMAX, TANH, TUTORIAL, W_OFFSET,
+    WEIGHT_DECAY, workspace_row_width, workspace_views,
+)
+
+__all__ = ["forward", "evaluate", "loss_and_grad", "train_epoch"]
+
+
+# ---------------------------------------------------------------- activations
+
+def _activate(code, a):
+    """a = f(a) in place."""
+    if code == SIGMOID:
+        # exp(-|z|) never overflows; then 1/(1+e) for z >= 0 and e/(1+e) below.
+        negative = a < 0
+        np.abs(a, out=a)
+        np.negative(a, out=a)
+        np.exp(a, out=a)
+        denominator = 1 + a
+        np.divide(1, denominator, out=a, where=~negative)
+        np.divide(a, denominator, out=a, where=negative)
+    elif code == TANH:
+        np.tanh(a, out=a)
+    elif code == RELU:
+        a[~(a > 0)] = 0
+    elif code == LEAKY_RELU:
+        a[~(a > 0)] *= LEAKY_SLOPE
+    elif code == SOFTMAX:
+        a -= a.max(axis=1, keepdims=True)
+        np.exp(a, out=a)
+        a /= a.sum(axis=1, keepdims=True)
+    elif code != IDENTITY:
+        raise ValueError(f"unknown activation code {code}")
+
+
+def _multiply_derivative(code, delta, a):
+    """delta *= f'(z), with f' written in terms of the output a = f(z)."""
+    if code == SIGMOID:
+        delta *= a * (1 - a)
+    elif code == TANH:
+        delta *= 1 - a * a
+    elif code == RELU:
+        delta[~(a > 0)] = 0
+    elif code == LEAKY_RELU:
+        delta[~(a > 0)] *= LEAKY_SLOPE
+
+
+# ---------------------------------------------------------------- losses
+
+def _correct(a, y):
+    """Rows whose output argmax equals the target argmax (threshold 0.5 for one output)."""
+    if a.shape[1] == 1:
+        return int(np.count_nonzero((a[:, 0] > 0.5) == (y[:, 0] > 0.5)))
+    return int(np.count_nonzero(a.argmax(axis=1) == y.argmax(axis=1)))
+
+
+def _output_delta(loss_code, activation, a, z, y, delta, scale):
+    """Summed loss of the rows; delta = scale * dLoss/dz per row."""
+    width = a.shape[1]
+    if loss_code in (MSE, TUTORIAL):
+        diff = a - y
+        loss = float(((diff * diff).sum(axis=1) / width).sum())
+        if loss_code == TUTORIAL:
+            np.multiply(scale, diff, out=delta)
+        else:
+            np.divide(scale * 2.0 * diff, width, out=delta)
+            if activation == SOFTMAX:
+                # Softmax Jacobian: dz_j = a_j (g_j - sum_k g_k a_k).
+                inner = (delta * a).sum(axis=1, keepdims=True)
+                np.multiply(a, delta - inner, out=delta)
+            else:
+                _multiply_derivative(activation, delta, a)
+    elif loss_code == BCE:
+        # On logits: max(z, 0) - z y + log(1 + exp(-|z|)) never overflows.
+        per_output = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        loss = float((per_output.sum(axis=1) / width).sum())
+        np.divide(scale * (a - y), width, out=delta)
+    elif loss_code == CROSS_ENTROPY:
+        # -sum y log softmax(z) = sum y (logsumexp(z) - z).
+        top = z.max(axis=1, keepdims=True)
+        log_sum = top + np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+        loss = float((y * (log_sum - z)).sum(axis=1).sum())
+        np.multiply(scale, a * y.sum(axis=1, keepdims=True) - y, out=delta)
+    else:
+        raise ValueError(f"unknown loss code {loss_code}")
+    return loss
+
+
+# ---------------------------------------------------------------- one batch
+
+def _layer(params, layout, layer):
+    """Views of the weights (n_in, n_out) and bias (or None) of one layer."""
+    n_in, n_out = layout[layer, N_IN], layout[layer, N_OUT]
+    w_offset, b_offset = layout[layer, W_OFFSET], layout[layer, B_OFFSET]
+    weights = params[w_offset:w_offset + n_in * n_out].reshape(n_in, n_out)
+    bias = params[b_offset:b_offset + n_out] if b_offset >= 0 else None
+    return weights, bias
+
+
+def _forward_batch(params, layout, x, activations, z_out):
+    """Fill activations[1:] (first len(x) rows) for the input rows x."""
+    rows = x.shape[0]
+    a_prev = x
+    for layer in range(layout.shape[0]):
+        weights, bias = _layer(params, layout, layer)
+        a = activations[layer + 1][:rows]
+        np.matmul(a_prev, weights, out=a)
+        if bias is not None:
+            a += bias
+        if z_out is not None and layer == layout.shape[0] - 1:
+            z_out[:rows] = a
+        _activate(layout[layer, ACTIVATION], a)
+        a_prev = a
+    return a_prev
+
+
+def _loss_batch(params, layout, loss_code, x, y, workspace, capacity, grad):
+    """(summed loss, correct rows) of a batch; with grad, the gradient of its mean."""
+    rows, n_layers = x.shape[0], layout.shape[0]
+    activations, z_out, delta_buffer, spare_buffer = workspace_views(workspace, layout, capacity)
+    a_out = _forward_batch(params, layout, x, activations, z_out)
+    n_out = a_out.shape[1]
+    delta = delta_buffer[:rows * n_out].reshape(rows, n_out)
+    loss = _output_delta(loss_code, layout[-1, ACTIVATION], a_out, z_out[:rows], y, delta,
+                         1.0 / rows)
+    n_correct = _correct(a_out, y)
+    if grad is None:
+        return loss, n_correct
+    for layer in range(n_layers - 1, -1, -1):
+        weights, bias = _layer(params, layout, layer)
+        grad_weights, grad_bias = _layer(grad, layout, layer)
+        a_prev = x if layer == 0 else activations[layer][:rows]
+        np.matmul(a_prev.T, delta, out=grad_weights)
+        if bias is not None:
+            delta.sum(axis=0, out=grad_bias)
+        if layer > 0:
+            n_in = weights.shape[0]
+            spare = spare_buffer[:rows * n_in].reshape(rows, n_in)
+            np.matmul(delta, weights.T, out=spare)
+            _multiply_derivative(layout[layer - 1, ACTIVATION], spare, a_prev)
+            delta_buffer, spare_buffer = spare_buffer, delta_buffer
+            delta = spare
+    return loss, n_correct
+
+
+# ---------------------------------------------------------------- optimizers
+
+def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step):
+    """One update of params from grad, as torch.optim.SGD / torch.optim.Adam do it.
+
+    ``state[0]`` is the momentum buffer (SGD) or first moment (Adam),
+    ``state[1]`` the second moment (Adam). ``step`` counts from 1. ``grad`` is
+    used as scratch space.
+    """
+    learning_rate = hyperparams[LEARNING_RATE]
+    weight_decay = hyperparams[WEIGHT_DECAY]
+    if weight_decay != 0:
+        grad += weight_decay * params
+    if optimizer_code == SGD:
+        momentum = hyperparams[MOMENTUM]
+        if momentum != 0:
+            buffer = state[0]
+            buffer *= momentum
+            buffer += grad
+            if hyperparams[NESTEROV] != 0:
+                grad += momentum * buffer
+            else:
+                grad[:] = buffer
+        params -= learning_rate * grad
+    elif optimizer_code == ADAM:
+        beta1, beta2, eps = hyperparams[BETA1], hyperparams[BETA2], hyperparams[EPSILON]
+        step_size = learning_rate / (1.0 - beta1 ** step)
+        correction2_sqrt = np.sqrt(1.0 - beta2 ** step)
+        first, second = state[0], state[1]
+        first += (1.0 - beta1) * (grad - first)
+        second *= beta2
+        second += (1.0 - beta2) * grad * grad
+        np.sqrt(second, out=grad)
+        grad /= correction2_sqrt
+        grad += eps
+        np.divide(first, grad, out=grad)
+        params -= step_size * grad
+    else:
+        raise ValueError(f"unknown optimizer code {optimizer_code}")
+
+
+# ---------------------------------------------------------------- entry points
+
+def _check_layout(layout, n_params, n_in, n_out, workspace_len, rows_needed):
+    """Capacity (rows) of the workspace; raises if a buffer is too small."""
+    if layout.ndim != 2 or layout.shape[1] != LAYOUT_COLUMNS or layout.shape[0] < 1:
+        raise ValueError("layout must have shape (n_layers >= 1, 5)")
+    if layout[0, N_IN] != n_in or layout[-1, N_OUT] != n_out:
+        raise ValueError("X or Y does not match the layout")
+    for layer in range(layout.shape[0]):
+        width = layout[layer, N_OUT]
+        if (layout[layer, N_IN] < 1 or width < 1
+                or (layer > 0 and layout[layer, N_IN] != layout[layer - 1, N_OUT])):
+            raise ValueError("layout has inconsistent layer sizes")
+        if (layout[layer, W_OFFSET] < 0
+                or layout[layer, W_OFFSET] + layout[layer, N_IN] * width > n_params
+                or layout[layer, B_OFFSET] + width > n_params):
+            raise ValueError("params is too short for the layout")
+    row_width = workspace_row_width(layout)
+    if workspace_len < row_width * rows_needed:
+        raise ValueError("workspace is too small")
+    return workspace_len // row_width
+
+
+def forward(params, layout, X, out, workspace):
+    """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), in blocks of rows."""
+    capacity = _check_layout(layout, params.shape[0], X.shape[1], out.shape[1],
+                             workspace.shape[0], 1)
+    if out.shape[0] != X.shape[0]:
+        raise ValueError("out must have one row per row of X")
+    activations = workspace_views(workspace, layout, capacity)[0]
+    for start in range(0, X.shape[0], capacity):
+        stop = min(start + capacity, X.shape[0])
+        out[start:stop] = _forward_batch(params, layout, X[start:stop], activations, None)
+
+
+def evaluate(params, layout, loss_code, X, Y, workspace):
+    """(sum over rows of the loss, number of rows classified correctly)."""
+    capacity = _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1],
+                             workspace.shape[0], 1)
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError("X and Y must have the same number of rows")
+    total, n_correct = 0.0, 0
+    for start in range(0, X.shape[0], capacity):
+        stop = min(start + capacity, X.shape[0])
+        loss, correct = _loss_batch(params, layout, loss_code, X[start:stop], Y[start:stop],
+                                    workspace, capacity, None)
+        total += loss
+        n_correct += correct
+    return total, n_correct
+
+
+def loss_and_grad(params, layout, loss_code, X, Y, grad, workspace):
+    """grad = d(mean loss over the rows of X)/d params; returns that mean loss."""
+    n_rows = X.shape[0]
+    capacity = _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1],
+                             workspace.shape[0], n_rows)
+    if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
+        raise ValueError("X, Y and grad do not match")
+    loss, _ = _loss_batch(params, layout, loss_code, X, Y, workspace, capacity, grad)
+    return loss / n_rows
+
+
+def train_epoch(params, layout, loss_code, X, Y, order, batch_size, optimizer_code,
+                hyperparams, state, step, grad, workspace):
+    """One optimizer step per batch of ``batch_size`` rows taken from X[order].
+
+    Returns ``(loss_sum, n_correct, rows_done)``: the summed per-row loss and
+    the correct classifications of the forward passes before each step, and the
+    rows used. A batch whose loss is not finite stops the loop before its step
+    is applied, so ``rows_done < len(order)`` signals divergence.
+    """
+    n_params, n_rows = params.shape[0], order.shape[0]
+    capacity = _check_layout(layout, n_params, X.shape[1], Y.shape[1], workspace.shape[0],
+                             min(batch_size, n_rows))
+    if batch_size < 1 or Y.shape[0] != X.shape[0] or grad.shape[0] != n_params:
+        raise ValueError("batch_size, X, Y or grad do not match")
+    if state.shape != (2, n_params) or hyperparams.shape[0] != N_HYPERPARAMS:
+        raise ValueError("state or hyperparams do not match params")
+    if n_rows and (order.min() < 0 or order.max() >= X.shape[0]):
+        raise ValueError("order holds a row index outside X")
+    inputs = workspace_views(workspace, layout, capacity)[0][0]
+    total, n_correct, start = 0.0, 0, 0
+    while start < n_rows:
+        rows = order[start:start + batch_size]
+        x = inputs[:len(rows)]
+        np.take(X, rows, axis=0, out=x)
+        loss, correct = _loss_batch(params, layout, loss_code, x, Y[rows], workspace,
+                                    capacity, grad)
+        if not np.isfinite(loss):
+            break
+        step += 1
+        _optimizer_step(optimizer_code, hyperparams, params, grad, state, step)
+        total += loss
+        n_correct += correct
+        start += len(rows)
+    return total, n_correct, start

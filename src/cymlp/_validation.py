@@ -1,0 +1,118 @@
+"""Argument checks run before anything reaches a kernel.
+
+The compiled kernels run without bounds checks, so every public entry point
+coerces its arrays here once (C-contiguous, the network's dtype, finite) and
+raises a ``ValueError`` or ``TypeError`` that names the argument.
+"""
+
+import numbers
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def check_dtype(dtype):
+    """numpy.float32 or numpy.float64 from anything ``np.dtype`` accepts."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.type not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be numpy.float32 or numpy.float64; got {dtype!r}")
+    return resolved.type
+
+
+def as_matrix(array, name, dtype, n_columns=None, what="columns"):
+    """``array`` as a finite, C-contiguous 2-D array of ``dtype``.
+
+    Parameters
+    ----------
+    array : array-like
+        Nested lists, integer or float arrays of any memory order.
+    name : str
+        Argument name used in error messages.
+    dtype : numpy.float32 or numpy.float64
+    n_columns : int, optional
+        Required number of columns.
+    what : str
+        What the columns are, for the error message ("features", "outputs").
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_columns)
+        A view of ``array`` when it already has the right dtype and order
+        (kernels never write to inputs), else a converted copy.
+    """
+    if isinstance(array, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array; got a {type(array).__name__}")
+    try:
+        converted = np.asarray(array)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name} could not be converted to a numeric array: {error}") from None
+    kind = converted.dtype.kind
+    if kind == "b":
+        raise TypeError(f"{name} must hold numbers; got a boolean array "
+                        f"(convert it with {name}.astype(float) if 0/1 is meant)")
+    if kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers (integer or float); "
+                        f"got dtype {converted.dtype}")
+    if converted.ndim != 2:
+        hint = f"; for a single sample use {name}.reshape(1, -1)" if converted.ndim == 1 else ""
+        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_{what}); "
+                         f"got {converted.ndim}-D with shape {converted.shape}{hint}")
+    if converted.shape[0] == 0 or converted.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty; got shape {converted.shape}")
+    if n_columns is not None and converted.shape[1] != n_columns:
+        raise ValueError(f"{name} must have {n_columns} {what} (columns) for this network; "
+                         f"got shape {converted.shape}")
+    converted = np.ascontiguousarray(converted, dtype=dtype)
+    if not np.isfinite(converted).all():
+        raise ValueError(f"{name} must contain only finite values; it holds NaN or inf")
+    return converted
+
+
+def check_same_rows(X, Y, x_name="X", y_name="Y"):
+    """Raise unless X and Y have the same number of rows."""
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"{x_name} and {y_name} must have the same number of rows; "
+                         f"got {X.shape[0]} and {Y.shape[0]}")
+
+
+def check_choice(value, name, choices):
+    """``value`` lower-cased if it is one of ``choices`` (strings)."""
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value.lower()
+
+
+def check_int(value, name, minimum=1):
+    """``value`` as an int >= minimum; bools and floats are rejected."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    return value
+
+
+def check_float(value, name, minimum=0.0, maximum=None, inclusive_minimum=False):
+    """``value`` as a finite float in the given range."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    value = float(value)
+    low_ok = value >= minimum if inclusive_minimum else value > minimum
+    if not np.isfinite(value) or not low_ok or (maximum is not None and value >= maximum):
+        bound = f"{'>=' if inclusive_minimum else '>'} {minimum}"
+        if maximum is not None:
+            bound += f" and < {maximum}"
+        raise ValueError(f"{name} must be a finite number {bound}; got {value}")
+    return value
+
+
+def check_bool(value, name):
+    """``value`` if it is a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
