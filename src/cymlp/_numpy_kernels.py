@@ -130,10 +130,13 @@ def _forward_batch(params, layout, x, activations, z_out):
     return a_prev
 
 
-def _loss_batch(params, layout, loss_code, x, y, workspace, capacity, grad):
-    """(summed loss, correct rows) of a batch; with grad, the gradient of its mean."""
+def _loss_batch(params, layout, loss_code, x, y, views, grad):
+    """(summed loss, correct rows) of a batch; with grad, the gradient of its mean.
+
+    ``views`` are the named parts of the workspace (``workspace_views``).
+    """
     rows, n_layers = x.shape[0], layout.shape[0]
-    activations, z_out, delta_buffer, spare_buffer = workspace_views(workspace, layout, capacity)
+    activations, z_out, delta_buffer, spare_buffer = views
     a_out = _forward_batch(params, layout, x, activations, z_out)
     n_out = a_out.shape[1]
     delta = delta_buffer[:rows * n_out].reshape(rows, n_out)
@@ -241,11 +244,12 @@ def evaluate(params, layout, loss_code, X, Y, workspace):
                              workspace.shape[0], 1)
     if Y.shape[0] != X.shape[0]:
         raise ValueError("X and Y must have the same number of rows")
+    views = workspace_views(workspace, layout, capacity)
     total, n_correct = 0.0, 0
     for start in range(0, X.shape[0], capacity):
         stop = min(start + capacity, X.shape[0])
         loss, correct = _loss_batch(params, layout, loss_code, X[start:stop], Y[start:stop],
-                                    workspace, capacity, None)
+                                    views, None)
         total += loss
         n_correct += correct
     return total, n_correct
@@ -258,7 +262,8 @@ def loss_and_grad(params, layout, loss_code, X, Y, grad, workspace):
                              workspace.shape[0], n_rows)
     if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
-    loss, _ = _loss_batch(params, layout, loss_code, X, Y, workspace, capacity, grad)
+    views = workspace_views(workspace, layout, capacity)
+    loss, _ = _loss_batch(params, layout, loss_code, X, Y, views, grad)
     return loss / n_rows
 
 
@@ -280,14 +285,14 @@ def train_epoch(params, layout, loss_code, X, Y, order, batch_size, optimizer_co
         raise ValueError("state or hyperparams do not match params")
     if n_rows and (order.min() < 0 or order.max() >= X.shape[0]):
         raise ValueError("order holds a row index outside X")
-    inputs = workspace_views(workspace, layout, capacity)[0][0]
+    views = workspace_views(workspace, layout, capacity)
+    inputs = views[0][0]
     total, n_correct, start = 0.0, 0, 0
     while start < n_rows:
         rows = order[start:start + batch_size]
         x = inputs[:len(rows)]
         np.take(X, rows, axis=0, out=x)
-        loss, correct = _loss_batch(params, layout, loss_code, x, Y[rows], workspace,
-                                    capacity, grad)
+        loss, correct = _loss_batch(params, layout, loss_code, x, Y[rows], views, grad)
         if not np.isfinite(loss):
             break
         step += 1

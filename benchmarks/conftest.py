@@ -1,0 +1,34 @@
+"""Shared fixtures of the benchmark suite (run: pytest benchmarks --benchmark-only)."""
+
+import numpy as np
+import pytest
+
+import cymlp
+
+BACKENDS = ["cython", "numpy"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    if request.param not in cymlp.available_backends():
+        pytest.skip(f"backend {request.param!r} is not available here")
+    return request.param
+
+
+@pytest.fixture(params=[np.float64, np.float32], ids=["float64", "float32"])
+def dtype(request):
+    return request.param
+
+
+@pytest.fixture
+def make_data():
+    """The data maker below, for benchmark functions."""
+    return classification_data
+
+
+def classification_data(n_samples, n_features, n_classes, dtype, seed=0):
+    """Random inputs in [0, 1) and one-hot targets."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((n_samples, n_features)).astype(dtype)
+    Y = np.eye(n_classes, dtype=dtype)[rng.integers(0, n_classes, n_samples)]
+    return X, Y

@@ -1,0 +1,171 @@
+"""The compiled backend against the NumPy reference: same seed, same numbers.
+
+DESIGN.md: for a fixed seed both backends produce matching weights
+(float64: rtol 1e-10; float32: rtol 1e-4).
+"""
+
+import numpy as np
+import pytest
+
+import cymlp
+from cymlp import MLP, _layout
+
+if len(cymlp.available_backends()) < 2:
+    pytest.skip("parity needs both the compiled and the NumPy backend",
+                allow_module_level=True)
+
+RTOL = {np.float64: 1e-10, np.float32: 1e-4}
+# Absolute slack relative to the scale of the compared values (entries that
+# are near zero cannot meet a relative tolerance).
+ATOL = {np.float64: 1e-12, np.float32: 1e-6}
+
+
+def assert_match(compiled, reference, dtype, what):
+    compiled, reference = np.asarray(compiled), np.asarray(reference)
+    assert compiled.shape == reference.shape, what
+    scale = max(1.0, float(np.abs(reference).max()))
+    np.testing.assert_allclose(compiled, reference, rtol=RTOL[dtype],
+                               atol=ATOL[dtype] * scale, err_msg=what)
+
+
+def train_both(layer_sizes, X, Y, fit_kwargs, **net_kwargs):
+    """The same network trained on both backends: {name: (net, history)}."""
+    trained = {}
+    for name in ("cython", "numpy"):
+        net = MLP(layer_sizes, backend=name, **net_kwargs)
+        history = net.fit(X, Y, **fit_kwargs)
+        trained[name] = (net, history)
+    return trained
+
+
+def assert_trained_match(trained, X, Y, dtype):
+    (net_c, hist_c), (net_n, hist_n) = trained["cython"], trained["numpy"]
+    assert net_c.params.dtype == net_n.params.dtype == dtype
+    # The nets did train: parameters moved away from the shared initial state.
+    initial = MLP(net_n.layer_sizes, activation=list(net_n.activations[:-1]),
+                  output_activation=net_n.activations[-1], loss=net_n.loss_name,
+                  bias=net_n.bias, init=net_n.init, dtype=dtype, seed=net_n.seed,
+                  backend="numpy")
+    assert not np.allclose(initial.params, net_n.params)
+    assert_match(net_c.params, net_n.params, dtype, "params")
+    assert_match(net_c.predict(X), net_n.predict(X), dtype, "predict")
+    assert_match(net_c.loss(X, Y), net_n.loss(X, Y), dtype, "loss")
+    assert net_c.accuracy(X, Y) == net_n.accuracy(X, Y)
+    np.testing.assert_array_equal(net_c.classify(X), net_n.classify(X))
+    assert len(hist_c.loss) == len(hist_n.loss)
+    assert_match(hist_c.loss, hist_n.loss, dtype, "history.loss")
+    assert hist_c.accuracy == hist_n.accuracy
+
+
+# ---------------------------------------------------------------- the tutorial
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("init, bias", [("normal", False), ("uniform", False),
+                                        ("glorot_uniform", True)])
+def test_letters_tutorial_network(dtype, init, bias):
+    X, Y = cymlp.datasets.letters()
+    trained = train_both([30, 5, 3], X, Y,
+                         dict(epochs=100, learning_rate=0.1, batch_size=1, shuffle=False),
+                         activation="sigmoid", output_activation="sigmoid", loss="mse",
+                         bias=bias, init=init, dtype=dtype, seed=2025)
+    assert_trained_match(trained, X, Y, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_letters_tutorial_network_shuffled(dtype):
+    X, Y = cymlp.datasets.letters()
+    trained = train_both([30, 5, 3], X, Y, dict(epochs=100, learning_rate=1.0),
+                         init="normal", bias=False, dtype=dtype, seed=7)
+    assert_trained_match(trained, X, Y, dtype)
+    # Learning rate 1 for 100 epochs learns the three letters on both backends.
+    assert trained["cython"][1].accuracy[-1] == trained["numpy"][1].accuracy[-1] == 1.0
+
+
+# ---------------------------------------------------------------- random networks
+
+# (output activation, loss, kind of targets)
+HEADS = [("sigmoid", "mse", "regression"), ("sigmoid", "bce", "binary"),
+         ("softmax", "cross_entropy", "onehot"), ("identity", "mse", "regression"),
+         ("softmax", "mse", "onehot"), ("tanh", "mse", "regression")]
+HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
+N_SAMPLES = 23
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [1, 7, N_SAMPLES])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n_hidden", [1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_random_architectures(seed, n_hidden, bias, batch_size, dtype):
+    rng = np.random.default_rng([seed, n_hidden])
+    layer_sizes = [int(w) for w in rng.integers(1, 9, size=n_hidden + 2)]
+    layer_sizes[-1] = max(layer_sizes[-1], 2)
+    hidden = [HIDDEN[i] for i in rng.integers(0, len(HIDDEN), size=n_hidden)]
+    output, loss, kind = HEADS[int(rng.integers(0, len(HEADS)))]
+    rng_data = np.random.default_rng([seed, n_hidden, 1])
+    X = rng_data.normal(size=(N_SAMPLES, layer_sizes[0]))
+    if kind == "regression":
+        Y = rng_data.random((N_SAMPLES, layer_sizes[-1]))
+    elif kind == "binary":
+        Y = rng_data.integers(0, 2, (N_SAMPLES, layer_sizes[-1])).astype(float)
+    else:
+        Y = np.eye(layer_sizes[-1])[rng_data.integers(0, layer_sizes[-1], N_SAMPLES)]
+    trained = train_both(layer_sizes, X, Y,
+                         dict(epochs=6, learning_rate=0.1, batch_size=batch_size,
+                              shuffle=True),
+                         activation=hidden, output_activation=output, loss=loss,
+                         bias=bias, dtype=dtype, seed=100 + seed)
+    assert_trained_match(trained, X, Y, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [1, 16, 60])
+def test_wide_layers_use_the_blas_path(dtype, batch_size, make_data):
+    # Products of rows x n_in x n_out >= 4096 go through BLAS in the compiled
+    # kernels, smaller ones through plain loops: both must agree with NumPy.
+    X, Y = make_data(60, 40, 30, seed=3)
+    trained = train_both([40, 64, 30], X, Y,
+                         dict(epochs=3, learning_rate=0.05, batch_size=batch_size),
+                         activation="tanh", dtype=dtype, seed=11)
+    assert_trained_match(trained, X, Y, dtype)
+
+
+# ---------------------------------------------------------------- kernels directly
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("output, loss, kind", HEADS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_loss_and_grad_match(hidden, output, loss, kind, dtype, make_data):
+    X, Y = make_data(9, 3, 4, seed=5, kind=kind)
+    X, Y = X.astype(dtype), Y.astype(dtype)
+    results = {}
+    for name in ("cython", "numpy"):
+        net = MLP([3, 5, 6, 4], activation=hidden, output_activation=output, loss=loss,
+                  dtype=dtype, seed=4, backend=name)
+        for bias in net.biases:
+            bias[...] = np.linspace(-0.3, 0.3, bias.shape[0])
+        grad = np.full(net.n_params, np.nan, dtype=dtype)
+        workspace = np.full(_layout.workspace_size(net._layout, X.shape[0]), np.nan,
+                            dtype=dtype)
+        value = net._kernels.loss_and_grad(net.params, net._layout, net._loss_code, X, Y,
+                                           grad, workspace)
+        results[name] = (value, grad)
+    assert np.isfinite(results["numpy"][1]).all()
+    assert_match(results["cython"][0], results["numpy"][0], dtype, "loss")
+    assert_match(results["cython"][1], results["numpy"][1], dtype, "grad")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predict_in_blocks_matches(dtype, make_data):
+    # 100-500-10 needs 1620 workspace elements per row: predict runs in blocks
+    # of a few hundred rows, the last one partial.
+    X, Y = make_data(1000, 100, 10, seed=8, kind="onehot")
+    outputs, scores = {}, {}
+    for name in ("cython", "numpy"):
+        net = MLP([100, 500, 10], activation="relu", output_activation="softmax",
+                  loss="cross_entropy", dtype=dtype, seed=9, backend=name)
+        outputs[name] = net.predict(X)
+        scores[name] = (net.loss(X, Y), net.accuracy(X, Y))
+    assert_match(outputs["cython"], outputs["numpy"], dtype, "predict")
+    assert_match(scores["cython"][0], scores["numpy"][0], dtype, "loss")
+    assert scores["cython"][1] == scores["numpy"][1]
