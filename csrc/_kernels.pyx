@@ -483,14 +483,17 @@ def train_epoch(floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss_
                 const floating[:, ::1] X, const floating[:, ::1] Y,
                 const Py_ssize_t[::1] order, Py_ssize_t batch_size,
                 int optimizer_code, const double[::1] hyperparams,
-                floating[:, ::1] state, long step, floating[::1] grad,
+                floating[:, ::1] state, long long[::1] step, floating[::1] grad,
                 floating[::1] workspace):
     """One optimizer step per batch of ``batch_size`` rows taken from X[order].
 
     Returns ``(loss_sum, n_correct, rows_done)``: the summed per-row loss and
     the correct classifications of the forward passes before each step, and the
     rows used. A batch whose loss is not finite stops the loop before its step
-    is applied, so ``rows_done < len(order)`` signals divergence.
+    is applied, so ``rows_done < len(order)`` signals divergence. ``step[0]``
+    counts the optimizer steps taken so far (Adam's t) and is advanced in
+    place, so params, state and step stay consistent even if Python is
+    interrupted right after the call.
     """
     cdef Py_ssize_t n_layers = layout.shape[0], n_params = params.shape[0]
     cdef Py_ssize_t n_in = X.shape[1], n_rows = order.shape[0]
@@ -501,8 +504,9 @@ def train_epoch(floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss_
                                             workspace.shape[0], min(batch_size, n_rows))
     if batch_size < 1 or Y.shape[0] != X.shape[0] or grad.shape[0] != n_params:
         raise ValueError("batch_size, X, Y or grad do not match")
-    if state.shape[0] != 2 or state.shape[1] != n_params or hyperparams.shape[0] != N_HYPERPARAMS:
-        raise ValueError("state or hyperparams do not match params")
+    if (state.shape[0] != 2 or state.shape[1] != n_params
+            or hyperparams.shape[0] != N_HYPERPARAMS or step.shape[0] != 1):
+        raise ValueError("state, hyperparams or step do not match params")
     for r in range(n_rows):
         if order[r] < 0 or order[r] >= X.shape[0]:
             raise ValueError("order holds a row index outside X")
@@ -519,9 +523,9 @@ def train_epoch(floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss_
                                     &workspace[0], capacity, &grad[0], &n_correct_batch)
             if not isfinite(batch_loss):
                 break
-            step += 1
+            step[0] += 1
             optimizer_step(optimizer_code, &hyperparams[0], &params[0], &grad[0],
-                           &state[0, 0], n_params, step)
+                           &state[0, 0], n_params, step[0])
             total += batch_loss
             n_correct += n_correct_batch
             start += rows

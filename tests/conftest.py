@@ -47,6 +47,28 @@ def make_data(n_samples, n_features, n_outputs, seed=0, kind="regression"):
     return X, Y
 
 
+_ACTIVATIONS = {
+    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0.0),
+    "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+    "identity": lambda z: z,
+    "softmax": lambda z: (np.exp(z - z.max(axis=1, keepdims=True))
+                          / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)),
+}
+
+
+def reference_forward(net, X):
+    """Outputs of ``net`` computed in float64 from its weights, without the kernels."""
+    a = np.asarray(X, dtype=np.float64)
+    for layer, name in enumerate(net.activations):
+        z = a @ net.weights[layer].astype(np.float64)
+        if net.bias:
+            z = z + net.biases[layer].astype(np.float64)
+        a = _ACTIVATIONS[name](z)
+    return a
+
+
 @pytest.fixture
 def data():
     """A small regression problem: 12 rows, 4 features, 2 outputs."""
@@ -66,3 +88,9 @@ def make_data_fixture():
 def tolerance_fixture():
     """The ``tolerance`` helper."""
     return tolerance
+
+
+@pytest.fixture(name="reference_forward")
+def reference_forward_fixture():
+    """The ``reference_forward`` helper."""
+    return reference_forward

@@ -9,11 +9,14 @@ an epoch without returning to Python.
 import math
 import numbers
 from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Optional
 
 import numpy as np
 
 from . import _layout
 from ._backend import resolve_backend
+from .schedules import check_schedule
 from ._validation import (
     as_matrix, check_bool, check_choice, check_dtype, check_float, check_int, check_same_rows,
 )
@@ -29,9 +32,10 @@ LOSS_OUTPUTS = {
 }
 OPTIMIZERS = tuple(_layout.OPTIMIZERS)
 
-# Rows per kernel call while training: small enough that Ctrl-C and progress
-# reports come back often, large enough that the call overhead is invisible.
-CHUNK_ROWS = 8192
+# Time per training kernel call: short enough that Ctrl-C and progress come
+# back quickly, long enough that the call overhead is invisible.
+CHUNK_SECONDS = 0.05
+MAX_CHUNK_ROWS = 1 << 20
 # Workspace elements per inference block: about 4 MB in float64, so a block's
 # activations stay in cache while BLAS still sees hundreds of rows.
 INFERENCE_BLOCK_ELEMENTS = 1 << 19
@@ -54,15 +58,38 @@ class History:
         Share of training rows classified correctly by those same forward
         passes (argmax of output equals argmax of target; for one output,
         both thresholded at 0.5).
+    val_loss, val_accuracy : list of float
+        The same on the validation data after each epoch (empty without).
+    learning_rate : list of float
+        The learning rate used in each epoch.
+    stopped_early : bool
+        Whether early stopping ended the training.
+    best_epoch : int or None
+        With early stopping, the epoch (from 1) whose weights were restored.
     """
 
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)
+    stopped_early: bool = False
+    best_epoch: Optional[int] = None
 
     @property
     def epochs(self):
-        """Number of epochs recorded."""
+        """Number of epochs completed."""
         return len(self.loss)
+
+    def summary(self, epoch=-1):
+        """One line on an epoch: ``Epoch: N, Loss: L, Accuracy: A%`` (and validation)."""
+        number = self.epochs if epoch == -1 else epoch + 1
+        text = (f"Epoch: {number}, Loss: {self.loss[epoch]:.6f}, "
+                f"Accuracy: {100 * self.accuracy[epoch]:.2f}%")
+        if self.val_loss:
+            text += (f", Val loss: {self.val_loss[epoch]:.6f}, "
+                     f"Val accuracy: {100 * self.val_accuracy[epoch]:.2f}%")
+        return text
 
 
 class MLP:
@@ -125,6 +152,9 @@ class MLP:
         n_hidden = len(self.layer_sizes) - 2
         if isinstance(activation, str) or activation is None:
             hidden = [check_choice(activation, "activation", HIDDEN_ACTIVATIONS)] * n_hidden
+        elif not isinstance(activation, (list, tuple)):
+            raise TypeError(f"activation must be a name or a list of names (one per hidden "
+                            f"layer); got {activation!r}")
         else:
             hidden = [check_choice(name, "activation", HIDDEN_ACTIVATIONS) for name in activation]
             if len(hidden) != n_hidden:
@@ -139,10 +169,7 @@ class MLP:
         self.bias = check_bool(bias, "bias")
         self.init = check_choice(init, "init", INITIALIZERS)
         self.dtype = check_dtype(dtype)
-        if seed is not None and not isinstance(seed, (numbers.Integral, np.random.SeedSequence)):
-            raise TypeError(f"seed must be an integer, a numpy.random.SeedSequence or None; "
-                            f"got {seed!r}")
-        self.seed = seed
+        self.seed = _check_seed(seed)
         self.backend, self._kernels = resolve_backend(backend)
         self._loss_code = _layout.LOSSES[self.loss_name]
         self._layout, n_params = _layout.build_layout(
@@ -187,98 +214,205 @@ class MLP:
         self : MLP
         """
         if seed is not None:
-            self.seed = seed
+            self.seed = _check_seed(seed)
         self._rng = np.random.default_rng(self.seed)
         for weights in self.weights:
             weights[...] = _initial_weights(self.init, weights.shape, self._rng)
         for bias in self.biases:
             bias[...] = 0
         self._state = np.zeros((2, self.n_params), dtype=self.dtype)
-        self._step = 0
+        self._step = np.zeros(1, dtype=np.int64)
         self._optimizer_code = None
+        self.history = History()
         return self
 
     # ------------------------------------------------------------ training
 
     def fit(self, X, Y, *, epochs=10, learning_rate=0.1, batch_size=1, shuffle=True,
-            verbose=False):
-        """Train with stochastic gradient descent; continues from the current weights.
+            verbose=False, optimizer="sgd", momentum=0.0, nesterov=False, weight_decay=0.0,
+            betas=(0.9, 0.999), eps=1e-8, lr_schedule=None, validation_data=None,
+            validation_split=0.0, early_stopping=False, patience=10, min_delta=0.0,
+            callback=None):
+        """Train the network; continues from the current weights and optimizer state.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Inputs, one row per sample.
         Y : array-like of shape (n_samples, n_outputs)
-            Targets, e.g. one-hot rows for classification.
+            Targets: one-hot (or probability) rows for classification, 0/1
+            for a single sigmoid output, real values for regression.
         epochs : int, default=10
             Passes over the data.
         learning_rate : float, default=0.1
-            Step size: ``params -= learning_rate * grad`` of the batch-mean
-            loss (``torch.optim.SGD(lr=...)``).
+            Step size (``lr`` of ``torch.optim.SGD`` / ``torch.optim.Adam``);
+            ``lr_schedule`` may change it per epoch.
         batch_size : int, default=1
             Rows per update; 1 is the tutorial's per-sample training. The
-            last, partial batch of an epoch is used too.
+            gradient is that of the batch-mean loss; the last, partial batch
+            of an epoch is used too.
         shuffle : bool, default=True
             Visit the rows in a new random order each epoch (drawn from the
-            network's seed); False visits them in order, as the tutorial does.
+            network's seed); False keeps their order, as the tutorial does.
         verbose : bool, default=False
-            Print ``Epoch: N, Loss: L, Accuracy: A%`` after each epoch.
+            Print ``Epoch: N, Loss: L, Accuracy: A%`` (and validation
+            figures) after each epoch.
+        optimizer : {"sgd", "adam"}, default="sgd"
+            ``torch.optim.SGD`` or ``torch.optim.Adam`` semantics, one
+            parameter group. The optimizer state (momentum buffer, Adam
+            moments and step count) persists across ``fit`` and
+            ``partial_fit`` calls and starts afresh when the optimizer changes
+            or on ``reset()``.
+        momentum : float, default=0.0
+            SGD momentum (``torch.optim.SGD(momentum=...)``, dampening 0).
+        nesterov : bool, default=False
+            Nesterov momentum (``torch.optim.SGD(nesterov=True)``); needs
+            ``momentum > 0``.
+        weight_decay : float, default=0.0
+            L2 penalty added to the gradient, ``grad + weight_decay * params``,
+            for weights and biases alike (``weight_decay`` of both torch
+            optimizers).
+        betas : tuple of float, default=(0.9, 0.999)
+            Adam's moment decay rates (``torch.optim.Adam(betas=...)``).
+        eps : float, default=1e-8
+            Adam's denominator term (``torch.optim.Adam(eps=...)``).
+        lr_schedule : None, "constant" or a ``cymlp.schedules`` object
+            Per-epoch learning rate: ``ConstantLR``, ``StepLR(step_size,
+            gamma)`` or ``ExponentialLR(gamma)``, as the torch schedulers of
+            those names stepped once per epoch; epochs count from 0 in each
+            ``fit`` call.
+        validation_data : tuple (X_val, Y_val), optional
+            Data to measure ``val_loss`` and ``val_accuracy`` on after each
+            epoch.
+        validation_split : float, default=0.0
+            Instead of ``validation_data``: hold out this share of the rows
+            (a random subset drawn from the network's seed) for validation.
+        early_stopping : bool, default=False
+            Stop when the validation loss has not improved by more than
+            ``min_delta`` for ``patience`` epochs, and restore the weights
+            (and optimizer state) of the best epoch. Needs validation data.
+        patience : int, default=10
+            Epochs without improvement before stopping.
+        min_delta : float, default=0.0
+            Smallest decrease of the validation loss that counts.
+        callback : callable, optional
+            Called as ``callback(epoch, history)`` after each epoch.
 
         Returns
         -------
         History
-            Per-epoch training loss and accuracy.
+            Per-epoch figures; also kept as ``self.history`` and updated as
+            epochs complete, so it is consistent after an interrupt.
+
+        Raises
+        ------
+        TrainingDiverged
+            When the loss or the weights become NaN or infinite. The network
+            is left at the last step whose loss and weights were finite.
         """
         X, Y = self._check_data(X, Y)
         epochs = check_int(epochs, "epochs", minimum=1)
-        learning_rate = check_float(learning_rate, "learning_rate")
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         shuffle = check_bool(shuffle, "shuffle")
         verbose = check_bool(verbose, "verbose")
-        hyperparams = np.zeros(_layout.N_HYPERPARAMS)
-        hyperparams[_layout.LEARNING_RATE] = learning_rate
-        self._set_optimizer(_layout.SGD)
+        optimizer_code, hyperparams = _optimizer_settings(
+            optimizer, learning_rate, momentum, nesterov, weight_decay, betas, eps)
+        schedule = check_schedule(lr_schedule)
+        early_stopping = check_bool(early_stopping, "early_stopping")
+        patience = check_int(patience, "patience", minimum=1)
+        min_delta = check_float(min_delta, "min_delta", inclusive_minimum=True)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable or None; got {callback!r}")
+        X, Y, X_val, Y_val = self._validation_split(X, Y, validation_data, validation_split)
+        if early_stopping and X_val is None:
+            raise ValueError("early_stopping=True needs validation_data or validation_split > 0")
 
-        n_samples = X.shape[0]
-        workspace = np.empty(_layout.workspace_size(self._layout, min(batch_size, n_samples)),
-                             dtype=self.dtype)
-        grad = np.empty(self.n_params, dtype=self.dtype)
-        history = History()
-        for epoch in range(1, epochs + 1):
-            order = self._rng.permutation(n_samples) if shuffle else np.arange(n_samples)
-            loss_sum, n_correct = self._train_rows(X, Y, order, batch_size, hyperparams,
-                                                   grad, workspace, epoch)
-            history.loss.append(loss_sum / n_samples)
-            history.accuracy.append(n_correct / n_samples)
+        self._set_optimizer(optimizer_code)
+        runner = _EpochRunner(self, X, Y, batch_size, optimizer_code, hyperparams)
+        val_workspace = None if X_val is None else self._inference_workspace(X_val.shape[0])
+        best = _Snapshot(self) if early_stopping else None
+        best_loss, epochs_without_improvement = math.inf, 0
+        history = self.history = History()
+        base_rate = hyperparams[_layout.LEARNING_RATE]
+        for epoch in range(epochs):
+            hyperparams[_layout.LEARNING_RATE] = schedule(base_rate, epoch)
+            order = self._rng.permutation(X.shape[0]) if shuffle else None
+            loss, accuracy = runner.run(order, epoch + 1)
+            history.loss.append(loss)
+            history.accuracy.append(accuracy)
+            history.learning_rate.append(float(hyperparams[_layout.LEARNING_RATE]))
+            if X_val is not None:
+                val_sum, val_correct = self._kernels.evaluate(
+                    self._params, self._layout, self._loss_code, X_val, Y_val, val_workspace)
+                history.val_loss.append(val_sum / X_val.shape[0])
+                history.val_accuracy.append(val_correct / X_val.shape[0])
             if verbose:
-                print(f"Epoch: {epoch}, Loss: {history.loss[-1]:.6f}, "
-                      f"Accuracy: {100 * history.accuracy[-1]:.2f}%", flush=True)
+                print(history.summary(), flush=True)
+            if callback is not None:
+                callback(epoch + 1, history)
+            if early_stopping:
+                if history.val_loss[-1] < best_loss - min_delta:
+                    best_loss, epochs_without_improvement = history.val_loss[-1], 0
+                    history.best_epoch = epoch + 1
+                    best.save()
+                else:
+                    epochs_without_improvement += 1
+                    if epochs_without_improvement >= patience:
+                        history.stopped_early = True
+                        break
+        if early_stopping:
+            best.restore()
         return history
+
+    def partial_fit(self, X, Y, *, learning_rate=0.1, batch_size=1, shuffle=False,
+                    optimizer="sgd", momentum=0.0, nesterov=False, weight_decay=0.0,
+                    betas=(0.9, 0.999), eps=1e-8):
+        """One pass over the given rows, keeping the optimizer state (online learning).
+
+        ``partial_fit`` called n times on the same data equals
+        ``fit(epochs=n, shuffle=False)`` with the same options. Parameters are
+        those of :meth:`fit`.
+
+        Returns
+        -------
+        History
+            One epoch.
+        """
+        return self.fit(X, Y, epochs=1, learning_rate=learning_rate, batch_size=batch_size,
+                        shuffle=shuffle, optimizer=optimizer, momentum=momentum,
+                        nesterov=nesterov, weight_decay=weight_decay, betas=betas, eps=eps)
 
     def _set_optimizer(self, optimizer_code):
         """Start fresh optimizer state when the optimizer changes."""
         if self._optimizer_code != optimizer_code:
             self._state[...] = 0
-            self._step = 0
+            self._step[...] = 0
             self._optimizer_code = optimizer_code
 
-    def _train_rows(self, X, Y, order, batch_size, hyperparams, grad, workspace, epoch):
-        """One pass over X[order], in kernel calls of about CHUNK_ROWS rows."""
-        chunk = max(1, CHUNK_ROWS // batch_size) * batch_size
-        loss_sum, n_correct = 0.0, 0
-        for start in range(0, order.shape[0], chunk):
-            rows = order[start:start + chunk]
-            chunk_loss, chunk_correct, rows_done = self._kernels.train_epoch(
-                self._params, self._layout, self._loss_code, X, Y, rows, batch_size,
-                self._optimizer_code, hyperparams, self._state, self._step, grad, workspace)
-            self._step += math.ceil(rows_done / batch_size)
-            if rows_done < rows.shape[0]:
-                raise TrainingDiverged(
-                    f"the training loss became NaN or infinite in epoch {epoch}; "
-                    f"try a smaller learning_rate (got {hyperparams[_layout.LEARNING_RATE]})")
-            loss_sum += chunk_loss
-            n_correct += chunk_correct
-        return loss_sum, n_correct
+    def _validation_split(self, X, Y, validation_data, validation_split):
+        """(X_train, Y_train, X_val, Y_val); the validation pair may be None."""
+        validation_split = check_float(validation_split, "validation_split", maximum=1.0,
+                                       inclusive_minimum=True)
+        if validation_data is not None:
+            if validation_split:
+                raise ValueError("give validation_data or validation_split, not both")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a tuple (X_val, Y_val)")
+            X_val = self._check_inputs(validation_data[0], "validation_data[0]")
+            Y_val = as_matrix(validation_data[1], "validation_data[1]", self.dtype,
+                              self.layer_sizes[-1], "outputs")
+            check_same_rows(X_val, Y_val, "validation_data[0]", "validation_data[1]")
+            return X, Y, X_val, Y_val
+        if not validation_split:
+            return X, Y, None, None
+        n_val = max(1, round(validation_split * X.shape[0]))
+        if n_val >= X.shape[0]:
+            raise ValueError(f"validation_split={validation_split} leaves no training rows "
+                             f"out of {X.shape[0]}")
+        held_out = self._rng.permutation(X.shape[0])[:n_val]
+        is_val = np.zeros(X.shape[0], dtype=bool)
+        is_val[held_out] = True
+        return X[~is_val], Y[~is_val], X[is_val], Y[is_val]
 
     # ------------------------------------------------------------ inference
 
@@ -296,10 +430,8 @@ class MLP:
         """
         X = self._check_inputs(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        row_width = _layout.workspace_row_width(self._layout)
-        block_rows = min(X.shape[0], max(1, INFERENCE_BLOCK_ELEMENTS // row_width))
-        workspace = np.empty(row_width * block_rows, dtype=self.dtype)
-        self._kernels.forward(self._params, self._layout, X, out, workspace)
+        self._kernels.forward(self._params, self._layout, X, out,
+                              self._inference_workspace(X.shape[0]))
         return out
 
     def classify(self, X):
@@ -354,11 +486,14 @@ class MLP:
 
     def _evaluate(self, X, Y):
         X, Y = self._check_data(X, Y)
-        row_width = _layout.workspace_row_width(self._layout)
-        block_rows = min(X.shape[0], max(1, INFERENCE_BLOCK_ELEMENTS // row_width))
-        workspace = np.empty(row_width * block_rows, dtype=self.dtype)
         return self._kernels.evaluate(self._params, self._layout, self._loss_code, X, Y,
-                                      workspace)
+                                      self._inference_workspace(X.shape[0]))
+
+    def _inference_workspace(self, n_rows):
+        """A workspace for blocks of up to INFERENCE_BLOCK_ELEMENTS elements."""
+        row_width = _layout.workspace_row_width(self._layout)
+        block_rows = min(n_rows, max(1, INFERENCE_BLOCK_ELEMENTS // row_width))
+        return np.empty(row_width * block_rows, dtype=self.dtype)
 
     # ------------------------------------------------------------ helpers
 
@@ -385,6 +520,139 @@ class MLP:
         self.__dict__.update(state)
         self.backend, self._kernels = resolve_backend(self.backend)
         self._make_views()
+
+
+class _Snapshot:
+    """A copy of a network's parameters and optimizer state, to go back to."""
+
+    def __init__(self, net):
+        self.net = net
+        self.params = net._params.copy()
+        self.state = net._state.copy()
+        self.step = net._step.copy()
+
+    def save(self):
+        np.copyto(self.params, self.net._params)
+        np.copyto(self.state, self.net._state)
+        np.copyto(self.step, self.net._step)
+
+    def restore(self):
+        np.copyto(self.net._params, self.params)
+        np.copyto(self.net._state, self.state)
+        np.copyto(self.net._step, self.step)
+
+
+def _finite(array):
+    """Whether every entry is finite, without allocating an array of flags."""
+    return math.isfinite(np.add.reduce(array, axis=None))
+
+
+class _EpochRunner:
+    """Runs the epochs of one ``fit`` call through the kernels, chunk by chunk.
+
+    The buffers are allocated here, once per ``fit``. Each kernel call covers
+    a chunk of whole batches sized to take about ``CHUNK_SECONDS``, so that
+    Ctrl-C is honoured quickly while the call overhead stays invisible.
+    After each chunk the weights are checked and saved; if the loss or the
+    weights turned non-finite, the chunk is replayed batch by batch from that
+    save to stop at the last finite step.
+    """
+
+    def __init__(self, net, X, Y, batch_size, optimizer_code, hyperparams):
+        self.net, self.X, self.Y = net, X, Y
+        self.batch_size = batch_size
+        self.optimizer_code, self.hyperparams = optimizer_code, hyperparams
+        self.grad = np.empty(net.n_params, dtype=net.dtype)
+        self.workspace = np.empty(
+            _layout.workspace_size(net._layout, min(batch_size, X.shape[0])), dtype=net.dtype)
+        self.in_order = np.arange(X.shape[0])
+        self.chunk_rows = batch_size * max(1, 256 // batch_size)
+        self.last_good = _Snapshot(net)
+
+    def _call(self, rows):
+        net = self.net
+        return net._kernels.train_epoch(
+            net._params, net._layout, net._loss_code, self.X, self.Y, rows, self.batch_size,
+            self.optimizer_code, self.hyperparams, net._state, net._step, self.grad,
+            self.workspace)
+
+    def run(self, order, epoch):
+        """One epoch over X[order] (in order if None): (mean loss, accuracy)."""
+        order = self.in_order if order is None else order
+        loss_sum, n_correct, start = 0.0, 0, 0
+        while start < order.shape[0]:
+            rows = order[start:start + self.chunk_rows]
+            started = perf_counter()
+            chunk_loss, chunk_correct, rows_done = self._call(rows)
+            self._adapt_chunk(perf_counter() - started)
+            if rows_done < rows.shape[0] or not _finite(self.net._params):
+                self._stop_at_last_finite_step(rows, epoch)
+            self.last_good.save()
+            loss_sum += chunk_loss
+            n_correct += chunk_correct
+            start += rows.shape[0]
+        return loss_sum / order.shape[0], n_correct / order.shape[0]
+
+    def _adapt_chunk(self, seconds):
+        if seconds < CHUNK_SECONDS / 4 and self.chunk_rows < MAX_CHUNK_ROWS:
+            self.chunk_rows *= 2
+        elif seconds > CHUNK_SECONDS and self.chunk_rows > self.batch_size:
+            self.chunk_rows = max(self.batch_size,
+                                  self.chunk_rows // 2 // self.batch_size * self.batch_size)
+
+    def _stop_at_last_finite_step(self, rows, epoch):
+        net = self.net
+        self.last_good.restore()
+        before = _Snapshot(net)
+        for start in range(0, rows.shape[0], self.batch_size):
+            batch = rows[start:start + self.batch_size]
+            _, _, rows_done = self._call(batch)
+            if rows_done < batch.shape[0] or not _finite(net._params):
+                before.restore()
+                break
+            before.save()
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch}: the loss or the weights became NaN or "
+            f"infinite (learning rate {self.hyperparams[_layout.LEARNING_RATE]:g}); "
+            "try a smaller learning_rate. The network was left at the last finite step.")
+
+
+def _optimizer_settings(optimizer, learning_rate, momentum, nesterov, weight_decay, betas, eps):
+    """The optimizer code and the float64 hyperparameter vector for train_epoch."""
+    optimizer = check_choice(optimizer, "optimizer", OPTIMIZERS)
+    hyperparams = np.zeros(_layout.N_HYPERPARAMS)
+    hyperparams[_layout.LEARNING_RATE] = check_float(learning_rate, "learning_rate")
+    hyperparams[_layout.WEIGHT_DECAY] = check_float(weight_decay, "weight_decay",
+                                                    inclusive_minimum=True)
+    momentum = check_float(momentum, "momentum", maximum=1.0, inclusive_minimum=True)
+    nesterov = check_bool(nesterov, "nesterov")
+    if optimizer == "sgd":
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0 (as in torch.optim.SGD)")
+        hyperparams[_layout.MOMENTUM] = momentum
+        hyperparams[_layout.NESTEROV] = nesterov
+    else:
+        if momentum or nesterov:
+            raise ValueError("momentum and nesterov are SGD options; Adam uses betas")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair of floats (beta1, beta2); got {betas!r}")
+        hyperparams[_layout.BETA1] = check_float(betas[0], "betas[0]", maximum=1.0,
+                                                 inclusive_minimum=True)
+        hyperparams[_layout.BETA2] = check_float(betas[1], "betas[1]", maximum=1.0,
+                                                 inclusive_minimum=True)
+        hyperparams[_layout.EPSILON] = check_float(eps, "eps")
+    return _layout.OPTIMIZERS[optimizer], hyperparams
+
+
+def _check_seed(seed):
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, a numpy.random.SeedSequence "
+                        f"or None; got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed}")
+    return int(seed)
 
 
 def _check_layer_sizes(layer_sizes):

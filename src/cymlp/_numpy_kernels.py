@@ -274,15 +274,18 @@ def train_epoch(params, layout, loss_code, X, Y, order, batch_size, optimizer_co
     Returns ``(loss_sum, n_correct, rows_done)``: the summed per-row loss and
     the correct classifications of the forward passes before each step, and the
     rows used. A batch whose loss is not finite stops the loop before its step
-    is applied, so ``rows_done < len(order)`` signals divergence.
+    is applied, so ``rows_done < len(order)`` signals divergence. ``step[0]``
+    counts the optimizer steps taken so far (Adam's t) and is advanced in
+    place, so params, state and step stay consistent even if Python is
+    interrupted between two batches.
     """
     n_params, n_rows = params.shape[0], order.shape[0]
     capacity = _check_layout(layout, n_params, X.shape[1], Y.shape[1], workspace.shape[0],
                              min(batch_size, n_rows))
     if batch_size < 1 or Y.shape[0] != X.shape[0] or grad.shape[0] != n_params:
         raise ValueError("batch_size, X, Y or grad do not match")
-    if state.shape != (2, n_params) or hyperparams.shape[0] != N_HYPERPARAMS:
-        raise ValueError("state or hyperparams do not match params")
+    if state.shape != (2, n_params) or hyperparams.shape[0] != N_HYPERPARAMS or step.shape != (1,):
+        raise ValueError("state, hyperparams or step do not match params")
     if n_rows and (order.min() < 0 or order.max() >= X.shape[0]):
         raise ValueError("order holds a row index outside X")
     views = workspace_views(workspace, layout, capacity)
@@ -295,8 +298,8 @@ def train_epoch(params, layout, loss_code, X, Y, order, batch_size, optimizer_co
         loss, correct = _loss_batch(params, layout, loss_code, x, Y[rows], views, grad)
         if not np.isfinite(loss):
             break
-        step += 1
-        _optimizer_step(optimizer_code, hyperparams, params, grad, state, step)
+        step[0] += 1
+        _optimizer_step(optimizer_code, hyperparams, params, grad, state, int(step[0]))
         total += loss
         n_correct += correct
         start += len(rows)

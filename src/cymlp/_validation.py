@@ -97,16 +97,18 @@ def check_int(value, name, minimum=1):
     return value
 
 
-def check_float(value, name, minimum=0.0, maximum=None, inclusive_minimum=False):
-    """``value`` as a finite float in the given range."""
+def check_float(value, name, minimum=0.0, maximum=None, inclusive_minimum=False,
+                inclusive_maximum=False):
+    """``value`` as a finite float in the given range (exclusive bounds by default)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {value!r}")
     value = float(value)
     low_ok = value >= minimum if inclusive_minimum else value > minimum
-    if not np.isfinite(value) or not low_ok or (maximum is not None and value >= maximum):
+    high_ok = maximum is None or (value <= maximum if inclusive_maximum else value < maximum)
+    if not np.isfinite(value) or not low_ok or not high_ok:
         bound = f"{'>=' if inclusive_minimum else '>'} {minimum}"
         if maximum is not None:
-            bound += f" and < {maximum}"
+            bound += f" and {'<=' if inclusive_maximum else '<'} {maximum}"
         raise ValueError(f"{name} must be a finite number {bound}; got {value}")
     return value
 

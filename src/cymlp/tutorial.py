@@ -133,7 +133,7 @@ def _train_pass(rows, targets, params, layout, alpha):
     hyperparams[_layout.LEARNING_RATE] = alpha
     loss_sum, n_correct, rows_done = kernels.train_epoch(
         params, layout, _layout.TUTORIAL, rows, targets, np.arange(n_samples), 1,
-        _layout.SGD, hyperparams, np.zeros((2, params.shape[0])), 0,
+        _layout.SGD, hyperparams, np.zeros((2, params.shape[0])), np.zeros(1, np.int64),
         np.empty_like(params), np.empty(_layout.workspace_size(layout, 1)))
     if rows_done < n_samples:
         raise FloatingPointError("the loss became NaN or infinite; use a smaller alpha")
