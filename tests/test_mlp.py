@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cymlp
-from cymlp import MLP, History, TrainingDiverged, _network
+from cymlp import MLP, History, TrainingDiverged
 
 # ---------------------------------------------------------------- dtypes
 
@@ -29,7 +29,7 @@ def test_dtype_is_preserved(backend, dtype, data):
         assert net.predict(inputs).dtype == dtype
     assert net.classify(X).dtype == np.intp
     assert all(type(value) is float for value in history.loss + history.accuracy)
-    assert type(net.loss(X, Y)) is float or isinstance(net.loss(X, Y), np.floating)
+    assert isinstance(net.loss(X, Y), float)
 
 
 def test_float32_approximates_float64(backend, data):
@@ -321,19 +321,50 @@ def test_batch_larger_than_data_is_one_batch(backend, data):
     np.testing.assert_array_equal(big.params, exact.params)
 
 
-@pytest.mark.parametrize("batch_size", [1, 2, 3])
-def test_kernel_chunks_do_not_change_results(backend, data, monkeypatch, batch_size):
-    # fit hands the kernel about CHUNK_ROWS rows per call; tiny chunks must
-    # give the same result as one call per epoch.
-    X, Y = data
-    whole = MLP([4, 3, 2], seed=4, backend=backend)
-    h_whole = whole.fit(X, Y, epochs=3, batch_size=batch_size)
-    monkeypatch.setattr(_network, "CHUNK_ROWS", 5)
-    chunked = MLP([4, 3, 2], seed=4, backend=backend)
-    h_chunked = chunked.fit(X, Y, epochs=3, batch_size=batch_size)
-    np.testing.assert_allclose(chunked.params, whole.params, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(h_chunked.loss, h_whole.loss, rtol=1e-12)
-    assert h_chunked.accuracy == h_whole.accuracy
+class _RecordingKernels:
+    """Wraps a kernel module and records the rows handed to each train_epoch call."""
+
+    def __init__(self, module):
+        self._module = module
+        self.train_calls = []
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def train_epoch(self, *args):
+        self.train_calls.append(len(args[5]))    # order: the rows of this call
+        return self._module.train_epoch(*args)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_kernel_chunks_hold_whole_batches_and_do_not_change_results(backend, make_data,
+                                                                    batch_size):
+    # fit hands the kernel the epoch in several calls (to stay interruptible);
+    # each call must hold whole batches, so that the result equals processing
+    # the batches one after another.
+    X, Y = make_data(1001, 2, 1, seed=6)
+    net = MLP([2, 3, 1], seed=4, backend=backend)
+    spy = net._kernels = _RecordingKernels(net._kernels)
+    history = net.fit(X, Y, epochs=2, learning_rate=0.05, batch_size=batch_size,
+                      shuffle=False)
+    assert sum(spy.train_calls) == 2 * len(X)
+    assert len(spy.train_calls) > 2, "expected more than one kernel call per epoch"
+    for rows, end in zip(spy.train_calls, np.cumsum(spy.train_calls)):
+        if end % len(X) != 0:        # only the last call of an epoch may be partial
+            assert rows % batch_size == 0
+
+    # The same batches, fed as two fit calls per epoch split at a batch boundary.
+    reference = MLP([2, 3, 1], seed=4, backend=backend)
+    split = (len(X) // 2) // batch_size * batch_size
+    losses = []
+    for _ in range(2):
+        first = reference.fit(X[:split], Y[:split], epochs=1, learning_rate=0.05,
+                              batch_size=batch_size, shuffle=False)
+        second = reference.fit(X[split:], Y[split:], epochs=1, learning_rate=0.05,
+                               batch_size=batch_size, shuffle=False)
+        losses.append((first.loss[0] * split + second.loss[0] * (len(X) - split)) / len(X))
+    np.testing.assert_allclose(net.params, reference.params, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(history.loss, losses, rtol=1e-10)
 
 
 def test_shuffle_is_reproducible_and_drawn_from_the_seed(backend, data):

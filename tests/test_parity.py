@@ -169,3 +169,36 @@ def test_predict_in_blocks_matches(dtype, make_data):
     assert_match(outputs["cython"], outputs["numpy"], dtype, "predict")
     assert_match(scores["cython"][0], scores["numpy"][0], dtype, "loss")
     assert scores["cython"][1] == scores["numpy"][1]
+
+
+# ---------------------------------------------------------------- divergence
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_train_epoch_stops_at_the_same_step_when_diverging(dtype):
+    # Both kernels promise: a batch whose loss is not finite stops the loop
+    # before its step is applied. Driven straight through the kernels, they
+    # must stop after the same number of rows and leave the same (finite) weights.
+    X = np.full((4, 2), 1e3, dtype=dtype)
+    Y = np.zeros((4, 1), dtype=dtype)
+    hyperparams = np.zeros(_layout.N_HYPERPARAMS)
+    hyperparams[_layout.LEARNING_RATE] = 1e3
+    rows_done, params = {}, {}
+    for name in ("cython", "numpy"):
+        net = MLP([2, 3, 1], output_activation="identity", seed=0, dtype=dtype, backend=name)
+        grad = np.empty(net.n_params, dtype=dtype)
+        workspace = np.empty(_layout.workspace_size(net._layout, 1), dtype=dtype)
+        done = []
+        with np.errstate(all="ignore"):
+            for _ in range(50):
+                _, _, rows = net._kernels.train_epoch(
+                    net.params, net._layout, net._loss_code, X, Y, np.arange(4), 1,
+                    _layout.SGD, hyperparams, net._state, net._step, grad, workspace)
+                done.append(rows)
+                if rows < 4:
+                    break
+        rows_done[name], params[name] = done, net.params.copy()
+    assert rows_done["numpy"][-1] < 4, "the set-up is meant to diverge"
+    assert rows_done["cython"] == rows_done["numpy"]
+    assert np.isfinite(params["numpy"]).all()
+    assert np.isfinite(params["cython"]).all()
+    assert_match(params["cython"], params["numpy"], dtype, "params")

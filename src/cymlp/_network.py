@@ -101,21 +101,31 @@ class MLP:
         Widths from input to output, e.g. ``[30, 5, 3]`` for the tutorial's
         30 inputs, 5 hidden units and 3 outputs. At least two entries.
     activation : str or sequence of str, default="sigmoid"
-        Hidden-layer activation: one of "sigmoid", "tanh", "relu",
-        "leaky_relu" (slope 0.01), "identity"; or a list with one name per
-        hidden layer.
+        Hidden-layer activation, one name for all hidden layers or a list with
+        one name per hidden layer: "sigmoid" (``torch.nn.Sigmoid``), "tanh"
+        (``torch.nn.Tanh``), "relu" (``torch.nn.ReLU``), "leaky_relu"
+        (``torch.nn.LeakyReLU(0.01)``), "identity" (no activation).
     output_activation : str, default="sigmoid"
-        Output activation: any hidden activation or "softmax".
+        Output activation: any hidden activation or "softmax"
+        (``torch.nn.Softmax(dim=1)``).
     loss : {"mse", "bce", "cross_entropy"}, default="mse"
-        Batch-mean loss, as ``torch.nn.MSELoss``, ``torch.nn.BCELoss`` (on
-        sigmoid outputs) and ``torch.nn.CrossEntropyLoss`` (on softmax
-        outputs, probability targets).
+        Batch-mean loss. "mse": mean over samples and outputs of
+        ``(a - y)**2`` (``torch.nn.MSELoss()``), with any output activation.
+        "bce": binary cross-entropy on sigmoid outputs
+        (``torch.nn.BCELoss()``, computed from the logits as
+        ``torch.nn.BCEWithLogitsLoss`` does, so it never takes ``log(0)``).
+        "cross_entropy": ``-sum(y * log softmax(z))`` averaged over samples,
+        on softmax outputs (``torch.nn.CrossEntropyLoss()`` with probability
+        targets). Other pairings raise a ``ValueError``.
     bias : bool, default=True
         Whether each layer adds a bias vector (the tutorial has none).
     init : str, default="glorot_uniform"
         Weight initialiser: "normal" (N(0, 1), the tutorial's ``randn``),
-        "uniform" (U(-0.5, 0.5)), "glorot_uniform", "glorot_normal",
-        "he_uniform", "he_normal". Biases start at zero.
+        "uniform" (U(-0.5, 0.5)), "glorot_uniform"
+        (``torch.nn.init.xavier_uniform_``), "glorot_normal"
+        (``xavier_normal_``), "he_uniform" (``kaiming_uniform_`` with
+        ``nonlinearity="relu"``), "he_normal" (``kaiming_normal_``). Biases
+        start at zero.
     dtype : numpy.float32 or numpy.float64, default=numpy.float64
         Floating type of parameters, workspaces and outputs.
     seed : int or None, default=None
