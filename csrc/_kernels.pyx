@@ -72,17 +72,21 @@ cdef long SMALL_GEMM = 4096
 
 # ---------------------------------------------------------------- matrix products
 
-cdef void small_gemm(bint trans_a, bint trans_b, int m, int n, int k,
-                     const floating* a, int lda, const floating* b, int ldb,
+cdef void small_gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                     const floating* a, int lda, const floating* b, int ldb, floating beta,
                      floating* c, int ldc) noexcept nogil:
-    """Row-major C(m x n) = op(A) op(B) with plain loops."""
+    """Row-major C(m x n) = alpha op(A) op(B) + beta C with plain loops."""
     cdef int i, j, p
     cdef floating a_ip
     for i in range(m):
-        for j in range(n):
-            c[i * ldc + j] = 0
+        if beta == 0:
+            for j in range(n):
+                c[i * ldc + j] = 0
+        elif beta != 1:
+            for j in range(n):
+                c[i * ldc + j] *= beta
         for p in range(k):
-            a_ip = a[p * lda + i] if trans_a else a[i * lda + p]
+            a_ip = alpha * (a[p * lda + i] if trans_a else a[i * lda + p])
             if trans_b:
                 for j in range(n):
                     c[i * ldc + j] += a_ip * b[j * ldb + p]
@@ -91,24 +95,22 @@ cdef void small_gemm(bint trans_a, bint trans_b, int m, int n, int k,
                     c[i * ldc + j] += a_ip * b[p * ldb + j]
 
 
-cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
-               const floating* a, int lda, const floating* b, int ldb,
+cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+               const floating* a, int lda, const floating* b, int ldb, floating beta,
                floating* c, int ldc) noexcept nogil:
-    """Row-major C(m x n) = op(A) op(B); BLAS for all but tiny products."""
+    """Row-major C(m x n) = alpha op(A) op(B) + beta C; BLAS for all but tiny products."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    cdef floating one = 1
-    cdef floating zero = 0
     if <long>m * n * k < SMALL_GEMM:
-        small_gemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, c, ldc)
+        small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     # BLAS is column-major: a row-major C is a column-major C^T = op(B)^T op(A)^T.
     if floating is float:
-        sgemm(&tb, &ta, &n, &m, &k, &one, <float*>b, &ldb, <float*>a, &lda,
-              &zero, c, &ldc)
+        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda,
+              &beta, c, &ldc)
     else:
-        dgemm(&tb, &ta, &n, &m, &k, &one, <double*>b, &ldb, <double*>a, &lda,
-              &zero, c, &ldc)
+        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda,
+              &beta, c, &ldc)
 
 
 # ---------------------------------------------------------------- activations
@@ -266,8 +268,8 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a = workspace + activation_offset(layout, l + 1, capacity)
-        gemm(False, False, <int>rows, <int>n_out, <int>n_in, a_prev, <int>n_in,
-             params + row[W_OFFSET], <int>n_out, a, <int>n_out)
+        gemm(False, False, <int>rows, <int>n_out, <int>n_in, 1, a_prev, <int>n_in,
+             params + row[W_OFFSET], <int>n_out, 0, a, <int>n_out)
         bias_offset = row[B_OFFSET]
         if bias_offset >= 0:
             for r in range(rows):
@@ -279,62 +281,73 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
         a_prev = a
 
 
-cdef void backward_batch(const floating* params, const Py_ssize_t* layout,
+cdef void backward_batch(floating* params, const Py_ssize_t* layout,
                          Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                          floating* workspace, Py_ssize_t capacity,
-                         floating* delta, floating* spare, floating* grad) noexcept nogil:
-    """grad = dLoss/dparams, given delta = dLoss/dz of the output layer."""
+                         floating* delta, floating* spare, floating* grad,
+                         double learning_rate) noexcept nogil:
+    """Backpropagate delta = dLoss/dz of the output layer.
+
+    With ``grad``, write dLoss/dparams there. With ``grad`` NULL, apply plain
+    SGD on the fly instead, ``params -= learning_rate * dLoss/dparams``: each
+    layer's update is folded into the product that computes its gradient, so
+    the gradient is never stored (after that layer's weights have been used to
+    pass delta further back).
+    """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
     cdef const floating* a_prev
     cdef floating* swap
-    cdef floating* grad_bias
+    cdef floating* target
+    cdef floating bias_sum
+    cdef floating alpha = 1 if grad != NULL else <floating>(-learning_rate)
+    cdef floating beta = 0 if grad != NULL else 1
     for l in range(n_layers - 1, -1, -1):
         row = layout + l * LAYOUT_COLUMNS
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity)
-        gemm(True, False, <int>n_in, <int>n_out, <int>rows, a_prev, <int>n_in,
-             delta, <int>n_out, grad + row[W_OFFSET], <int>n_out)
-        bias_offset = row[B_OFFSET]
-        if bias_offset >= 0:
-            grad_bias = grad + bias_offset
-            for j in range(n_out):
-                grad_bias[j] = 0
-            for r in range(rows):
-                for j in range(n_out):
-                    grad_bias[j] += delta[r * n_out + j]
         if l > 0:
-            gemm(False, True, <int>rows, <int>n_in, <int>n_out, delta, <int>n_out,
-                 params + row[W_OFFSET], <int>n_out, spare, <int>n_in)
+            gemm(False, True, <int>rows, <int>n_in, <int>n_out, 1, delta, <int>n_out,
+                 params + row[W_OFFSET], <int>n_out, 0, spare, <int>n_in)
             multiply_derivative(<int>layout[(l - 1) * LAYOUT_COLUMNS + ACTIVATION],
                                 spare, a_prev, rows * n_in)
+        target = (grad if grad != NULL else params) + row[W_OFFSET]
+        gemm(True, False, <int>n_in, <int>n_out, <int>rows, alpha, a_prev, <int>n_in,
+             delta, <int>n_out, beta, target, <int>n_out)
+        bias_offset = row[B_OFFSET]
+        if bias_offset >= 0:
+            target = (grad if grad != NULL else params) + bias_offset
+            for j in range(n_out):
+                bias_sum = 0
+                for r in range(rows):
+                    bias_sum += delta[r * n_out + j]
+                if grad != NULL:
+                    target[j] = bias_sum
+                else:
+                    target[j] += alpha * bias_sum
+        if l > 0:
             swap = delta
             delta = spare
             spare = swap
 
 
-cdef double loss_batch(const floating* params, const Py_ssize_t* layout,
-                       Py_ssize_t n_layers, int loss_code, const floating* x,
-                       const floating* y, const Py_ssize_t* y_rows, Py_ssize_t rows,
-                       floating* workspace, Py_ssize_t capacity, floating* grad,
-                       Py_ssize_t* n_correct) noexcept nogil:
-    """Summed loss of a batch; with ``grad``, also the gradient of its mean.
+cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
+                         Py_ssize_t n_layers, int loss_code, const floating* x,
+                         const floating* y, const Py_ssize_t* y_rows, Py_ssize_t rows,
+                         floating* workspace, Py_ssize_t capacity,
+                         Py_ssize_t* n_correct) noexcept nogil:
+    """Summed loss of a batch; leaves dLoss/dz of its mean in the delta buffer.
 
     ``y_rows`` maps batch row r to its target row (NULL: row r itself).
     """
     cdef Py_ssize_t r, n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
-    cdef Py_ssize_t max_width = 0, l
     cdef int activation = <int>layout[(n_layers - 1) * LAYOUT_COLUMNS + ACTIVATION]
     cdef floating* a_out = workspace + activation_offset(layout, n_layers, capacity)
     cdef floating* z_out = a_out + capacity * n_out
-    cdef floating* delta
+    cdef floating* delta = z_out + capacity * n_out
     cdef const floating* y_row
     cdef double total = 0
-    for l in range(n_layers):
-        if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
-            max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
-    delta = z_out + capacity * n_out
     forward_batch(params, layout, n_layers, x, rows, workspace, capacity, z_out)
     for r in range(rows):
         y_row = y + (y_rows[r] if y_rows != NULL else r) * n_out
@@ -342,10 +355,23 @@ cdef double loss_batch(const floating* params, const Py_ssize_t* layout,
                               z_out + r * n_out, y_row, delta + r * n_out,
                               n_out, 1.0 / rows)
         n_correct[0] += row_correct(a_out + r * n_out, y_row, n_out)
-    if grad != NULL:
-        backward_batch(params, layout, n_layers, x, rows, workspace, capacity,
-                       delta, delta + capacity * max_width, grad)
     return total
+
+
+cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
+                             Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                             floating* workspace, Py_ssize_t capacity, floating* grad,
+                             double learning_rate) noexcept nogil:
+    """backward_batch from the delta buffer that forward_loss filled."""
+    cdef Py_ssize_t l, max_width = 0
+    cdef Py_ssize_t n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
+    cdef floating* delta = (workspace + activation_offset(layout, n_layers, capacity)
+                            + 2 * capacity * n_out)
+    for l in range(n_layers):
+        if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
+            max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
+    backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
+                   delta + capacity * max_width, grad, learning_rate)
 
 
 # ---------------------------------------------------------------- optimizers
@@ -455,9 +481,9 @@ def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
         start = 0
         while start < n_rows:
             rows = min(capacity, n_rows - start)
-            total += loss_batch(&params[0], &layout[0, 0], n_layers, loss_code,
-                                &X[start, 0], &Y[start, 0], NULL, rows,
-                                &workspace[0], capacity, NULL, &n_correct)
+            total += forward_loss(&params[0], &layout[0, 0], n_layers, loss_code,
+                                  &X[start, 0], &Y[start, 0], NULL, rows,
+                                  &workspace[0], capacity, &n_correct)
             start += rows
     return total, n_correct
 
@@ -473,9 +499,12 @@ def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
     if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
     with nogil:
-        total = loss_batch(&params[0], &layout[0, 0], n_layers, loss_code,
-                           &X[0, 0], &Y[0, 0], NULL, n_rows, &workspace[0],
-                           capacity, &grad[0], &n_correct)
+        total = forward_loss(&params[0], &layout[0, 0], n_layers, loss_code,
+                             &X[0, 0], &Y[0, 0], NULL, n_rows, &workspace[0],
+                             capacity, &n_correct)
+        # params is only read when a gradient buffer is given.
+        backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, &X[0, 0],
+                           n_rows, &workspace[0], capacity, &grad[0], 0.0)
     return total / n_rows
 
 
@@ -499,7 +528,8 @@ def train_epoch(floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss_
     cdef Py_ssize_t n_in = X.shape[1], n_rows = order.shape[0]
     cdef Py_ssize_t start = 0, rows, r, n_correct = 0, n_correct_batch
     cdef double total = 0, batch_loss
-    cdef floating* inputs
+    cdef const floating* inputs
+    cdef floating* gathered
     cdef Py_ssize_t capacity = check_layout(layout, n_params, n_in, Y.shape[1],
                                             workspace.shape[0], min(batch_size, n_rows))
     if batch_size < 1 or Y.shape[0] != X.shape[0] or grad.shape[0] != n_params:
@@ -510,22 +540,38 @@ def train_epoch(floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss_
     for r in range(n_rows):
         if order[r] < 0 or order[r] >= X.shape[0]:
             raise ValueError("order holds a row index outside X")
+    # Plain SGD needs no gradient buffer: backward_batch applies it on the fly.
+    cdef bint plain_sgd = (optimizer_code == SGD and hyperparams[MOMENTUM] == 0
+                           and hyperparams[WEIGHT_DECAY] == 0)
     with nogil:
-        # The input rows of a batch are gathered into the slot of layer 0.
-        inputs = &workspace[0]
+        gathered = &workspace[0]  # the slot of layer 0
         while start < n_rows:
             rows = min(batch_size, n_rows - start)
-            for r in range(rows):
-                memcpy(inputs + r * n_in, &X[order[start + r], 0], n_in * sizeof(floating))
+            if rows == 1:
+                inputs = &X[order[start], 0]
+            else:
+                for r in range(rows):
+                    memcpy(gathered + r * n_in, &X[order[start + r], 0],
+                           n_in * sizeof(floating))
+                inputs = gathered
             n_correct_batch = 0
-            batch_loss = loss_batch(&params[0], &layout[0, 0], n_layers, loss_code,
-                                    inputs, &Y[0, 0], &order[start], rows,
-                                    &workspace[0], capacity, &grad[0], &n_correct_batch)
-            if not isfinite(batch_loss):
+            batch_loss = forward_loss(&params[0], &layout[0, 0], n_layers, loss_code,
+                                      inputs, &Y[0, 0], &order[start], rows,
+                                      &workspace[0], capacity, &n_correct_batch)
+            # Judged in the network's precision: a float32 loss that only double
+            # can hold goes with overflowed float32 deltas.
+            if not isfinite(<floating>batch_loss):
                 break
             step[0] += 1
-            optimizer_step(optimizer_code, &hyperparams[0], &params[0], &grad[0],
-                           &state[0, 0], n_params, step[0])
+            if plain_sgd:
+                backward_from_loss(&params[0], &layout[0, 0], n_layers, inputs, rows,
+                                   &workspace[0], capacity, NULL,
+                                   hyperparams[LEARNING_RATE])
+            else:
+                backward_from_loss(&params[0], &layout[0, 0], n_layers, inputs, rows,
+                                   &workspace[0], capacity, &grad[0], 0.0)
+                optimizer_step(optimizer_code, &hyperparams[0], &params[0], &grad[0],
+                               &state[0, 0], n_params, step[0])
             total += batch_loss
             n_correct += n_correct_batch
             start += rows

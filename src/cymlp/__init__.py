@@ -6,10 +6,10 @@
 >>> history = net.fit(X, Y, epochs=200, learning_rate=1.0)
 """
 
-from . import datasets
+from . import datasets, schedules
 from ._backend import BackendWarning, available_backends
 from ._network import MLP, History, TrainingDiverged
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "History", "TrainingDiverged", "BackendWarning", "available_backends",
-           "datasets", "__version__"]
+           "datasets", "schedules", "__version__"]
