@@ -1,11 +1,16 @@
 """Shared fixtures: every behaviour test runs on every available backend."""
 
+import os
+
 import numpy as np
 import pytest
 
 import cymlp
 
-BACKENDS = cymlp.available_backends()
+# CYMLP_BACKEND=numpy (or cython) runs the suite on that backend alone, as a
+# user with that setting would; unset or "auto", on every available backend.
+_CHOSEN = os.environ.get("CYMLP_BACKEND", "auto").lower()
+BACKENDS = [_CHOSEN] if _CHOSEN in ("cython", "numpy") else cymlp.available_backends()
 DTYPES = [np.float32, np.float64]
 
 
