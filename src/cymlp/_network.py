@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _layout
 from ._backend import resolve_backend
+from ._threads import blas_threads, threads_for
 from .schedules import check_schedule
 from ._validation import (
     as_matrix, check_bool, check_choice, check_dtype, check_float, check_int, check_same_rows,
@@ -133,6 +134,12 @@ class MLP:
         the same seed gives the same weights on every backend.
     backend : {"auto", "cython", "numpy"} or None, default=None
         None reads ``CYMLP_BACKEND`` (default "auto": compiled if available).
+    n_threads : int or None, default=None
+        Threads BLAS may use in ``fit`` and ``predict``. None: one thread when
+        every product is small (below about a million multiply-adds per
+        batch, where waking threads costs more than it saves), BLAS's own
+        default otherwise; -1: every core; k: k threads. The setting is
+        process-wide while a call runs (BLAS has one thread pool).
 
     Attributes
     ----------
@@ -157,7 +164,7 @@ class MLP:
 
     def __init__(self, layer_sizes, *, activation="sigmoid", output_activation="sigmoid",
                  loss="mse", bias=True, init="glorot_uniform", dtype=np.float64, seed=None,
-                 backend=None):
+                 backend=None, n_threads=None):
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
         if isinstance(activation, str) or activation is None:
@@ -181,6 +188,10 @@ class MLP:
         self.dtype = check_dtype(dtype)
         self.seed = _check_seed(seed)
         self.backend, self._kernels = resolve_backend(backend)
+        if n_threads is not None and check_int(n_threads, "n_threads", minimum=-1) == 0:
+            raise ValueError("n_threads must be None, -1 (every core) or a positive integer; "
+                             "got 0")
+        self.n_threads = n_threads
         self._loss_code = _layout.LOSSES[self.loss_name]
         self._layout, n_params = _layout.build_layout(
             self.layer_sizes, [_layout.ACTIVATIONS[name] for name in self.activations], self.bias)
@@ -341,12 +352,23 @@ class MLP:
         runner = _EpochRunner(self, X, Y, batch_size, optimizer_code, hyperparams)
         val_workspace = None if X_val is None else self._inference_workspace(X_val.shape[0])
         best = _Snapshot(self) if early_stopping else None
-        best_loss, epochs_without_improvement = math.inf, 0
         history = self.history = History()
         base_rate = hyperparams[_layout.LEARNING_RATE]
+        with blas_threads(threads_for(self._layout, min(batch_size, X.shape[0]),
+                                      self.n_threads)):
+            self._run_epochs(runner, history, epochs, schedule, base_rate, shuffle, verbose,
+                             callback, X_val, Y_val, val_workspace, best, min_delta, patience)
+        if early_stopping:
+            best.restore()
+        return history
+
+    def _run_epochs(self, runner, history, epochs, schedule, base_rate, shuffle, verbose,
+                    callback, X_val, Y_val, val_workspace, best, min_delta, patience):
+        hyperparams = runner.hyperparams
+        best_loss, epochs_without_improvement = math.inf, 0
         for epoch in range(epochs):
             hyperparams[_layout.LEARNING_RATE] = schedule(base_rate, epoch)
-            order = self._rng.permutation(X.shape[0]) if shuffle else None
+            order = self._rng.permutation(runner.X.shape[0]) if shuffle else None
             loss, accuracy = runner.run(order, epoch + 1)
             history.loss.append(loss)
             history.accuracy.append(accuracy)
@@ -360,7 +382,7 @@ class MLP:
                 print(history.summary(), flush=True)
             if callback is not None:
                 callback(epoch + 1, history)
-            if early_stopping:
+            if best is not None:
                 if history.val_loss[-1] < best_loss - min_delta:
                     best_loss, epochs_without_improvement = history.val_loss[-1], 0
                     history.best_epoch = epoch + 1
@@ -370,9 +392,6 @@ class MLP:
                     if epochs_without_improvement >= patience:
                         history.stopped_early = True
                         break
-        if early_stopping:
-            best.restore()
-        return history
 
     def partial_fit(self, X, Y, *, learning_rate=0.1, batch_size=1, shuffle=False,
                     optimizer="sgd", momentum=0.0, nesterov=False, weight_decay=0.0,
@@ -440,8 +459,9 @@ class MLP:
         """
         X = self._check_inputs(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        self._kernels.forward(self._params, self._layout, X, out,
-                              self._inference_workspace(X.shape[0]))
+        workspace = self._inference_workspace(X.shape[0])
+        with self._inference_threads(workspace):
+            self._kernels.forward(self._params, self._layout, X, out, workspace)
         return out
 
     def classify(self, X):
@@ -496,8 +516,14 @@ class MLP:
 
     def _evaluate(self, X, Y):
         X, Y = self._check_data(X, Y)
-        return self._kernels.evaluate(self._params, self._layout, self._loss_code, X, Y,
-                                      self._inference_workspace(X.shape[0]))
+        workspace = self._inference_workspace(X.shape[0])
+        with self._inference_threads(workspace):
+            return self._kernels.evaluate(self._params, self._layout, self._loss_code, X, Y,
+                                          workspace)
+
+    def _inference_threads(self, workspace):
+        block_rows = workspace.shape[0] // _layout.workspace_row_width(self._layout)
+        return blas_threads(threads_for(self._layout, block_rows, self.n_threads))
 
     def _inference_workspace(self, n_rows):
         """A workspace for blocks of up to INFERENCE_BLOCK_ELEMENTS elements."""
