@@ -22,7 +22,7 @@ Data layout (shared with the NumPy backend, built by ``cymlp/_layout.py``):
 # Cython directives are set in CMakeLists.txt (CYTHON_ARGS).
 
 from cython cimport floating
-from libc.math cimport exp, log, log1p, sqrt, fabs, tanh, isfinite
+from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -115,44 +115,61 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
 
 # ---------------------------------------------------------------- activations
 
+cdef inline floating exp_(floating x) noexcept nogil:
+    """exp in the precision of x (expf for float32, as NumPy does)."""
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
 cdef inline floating sigmoid(floating z) noexcept nogil:
     """1 / (1 + exp(-z)), written so that exp never overflows."""
-    cdef double e
-    if z >= 0:
-        return <floating>(1.0 / (1.0 + exp(-<double>z)))
-    e = exp(<double>z)
-    return <floating>(e / (1.0 + e))
+    cdef floating e = exp_(-z if z >= 0 else z)
+    return 1 / (1 + e) if z >= 0 else e / (1 + e)
 
 
-cdef void activate(int code, floating* a, Py_ssize_t rows, Py_ssize_t width) noexcept nogil:
-    """a = f(a) in place, row by row."""
-    cdef Py_ssize_t i, j, n = rows * width
+cdef void activate(int code, floating* a, const floating* bias, floating* z_out,
+                   Py_ssize_t rows, Py_ssize_t width) noexcept nogil:
+    """a = f(a + bias) in place, row by row, in one pass over a.
+
+    ``bias`` may be NULL (no bias); with ``z_out``, the pre-activations
+    ``a + bias`` are also stored there. The loops are branch-free where the
+    activation allows it, so the compiler can vectorise them.
+    """
+    cdef Py_ssize_t r, j
     cdef floating* row
-    cdef floating top, total
-    if code == SIGMOID:
-        for i in range(n):
-            a[i] = sigmoid(a[i])
-    elif code == TANH:
-        for i in range(n):
-            a[i] = tanh(a[i])
-    elif code == RELU:
-        for i in range(n):
-            if not a[i] > 0:
-                a[i] = 0
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            if not a[i] > 0:
-                a[i] = <floating>(LEAKY_SLOPE * a[i])
-    elif code == SOFTMAX:
-        for i in range(rows):
-            row = a + i * width
+    cdef floating v, top, total
+    cdef floating slope = <floating>LEAKY_SLOPE
+    for r in range(rows):
+        row = a + r * width
+        if bias != NULL:
+            for j in range(width):
+                row[j] += bias[j]
+        if z_out != NULL:
+            memcpy(z_out + r * width, row, width * sizeof(floating))
+        if code == SIGMOID:
+            for j in range(width):
+                row[j] = sigmoid(row[j])
+        elif code == TANH:
+            for j in range(width):
+                row[j] = tanhf(row[j]) if floating is float else tanh(row[j])
+        elif code == RELU:
+            for j in range(width):
+                v = row[j]
+                row[j] = v if v > 0 else 0
+        elif code == LEAKY_RELU:
+            for j in range(width):
+                v = row[j]
+                row[j] = v if v > 0 else slope * v
+        elif code == SOFTMAX:
             top = row[0]
             for j in range(1, width):
                 if row[j] > top:
                     top = row[j]
             total = 0
             for j in range(width):
-                row[j] = <floating>exp(<double>(row[j] - top))
+                row[j] = exp_(row[j] - top)
                 total += row[j]
             for j in range(width):
                 row[j] /= total
@@ -162,6 +179,7 @@ cdef void multiply_derivative(int code, floating* delta, const floating* a,
                               Py_ssize_t n) noexcept nogil:
     """delta *= f'(z), with f' written in terms of the output a = f(z)."""
     cdef Py_ssize_t i
+    cdef floating slope = <floating>LEAKY_SLOPE
     if code == SIGMOID:
         for i in range(n):
             delta[i] *= a[i] * (1 - a[i])
@@ -170,12 +188,10 @@ cdef void multiply_derivative(int code, floating* delta, const floating* a,
             delta[i] *= 1 - a[i] * a[i]
     elif code == RELU:
         for i in range(n):
-            if not a[i] > 0:
-                delta[i] = 0
+            delta[i] = delta[i] if a[i] > 0 else 0
     elif code == LEAKY_RELU:
         for i in range(n):
-            if not a[i] > 0:
-                delta[i] = <floating>(LEAKY_SLOPE * delta[i])
+            delta[i] = delta[i] if a[i] > 0 else slope * delta[i]
 
 
 # ---------------------------------------------------------------- losses
@@ -271,13 +287,8 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
         gemm(False, False, <int>rows, <int>n_out, <int>n_in, 1, a_prev, <int>n_in,
              params + row[W_OFFSET], <int>n_out, 0, a, <int>n_out)
         bias_offset = row[B_OFFSET]
-        if bias_offset >= 0:
-            for r in range(rows):
-                for j in range(n_out):
-                    a[r * n_out + j] += params[bias_offset + j]
-        if l == n_layers - 1 and z_out != NULL:
-            memcpy(z_out, a, rows * n_out * sizeof(floating))
-        activate(<int>row[ACTIVATION], a, rows, n_out)
+        activate(<int>row[ACTIVATION], a, params + bias_offset if bias_offset >= 0 else NULL,
+                 z_out if l == n_layers - 1 else NULL, rows, n_out)
         a_prev = a
 
 

@@ -19,7 +19,8 @@ from ._backend import resolve_backend
 from ._threads import blas_threads, threads_for
 from .schedules import check_schedule
 from ._validation import (
-    as_matrix, check_bool, check_choice, check_dtype, check_float, check_int, check_same_rows,
+    all_finite, as_matrix, check_bool, check_choice, check_dtype, check_float, check_int,
+    check_same_rows,
 )
 
 INITIALIZERS = ("normal", "uniform", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
@@ -578,11 +579,6 @@ class _Snapshot:
         np.copyto(self.net._step, self.step)
 
 
-def _finite(array):
-    """Whether every entry is finite, without allocating an array of flags."""
-    return math.isfinite(np.add.reduce(array, axis=None))
-
-
 class _EpochRunner:
     """Runs the epochs of one ``fit`` call through the kernels, chunk by chunk.
 
@@ -621,7 +617,7 @@ class _EpochRunner:
             started = perf_counter()
             chunk_loss, chunk_correct, rows_done = self._call(rows)
             self._adapt_chunk(perf_counter() - started)
-            if rows_done < rows.shape[0] or not _finite(self.net._params):
+            if rows_done < rows.shape[0] or not all_finite(self.net._params):
                 self._stop_at_last_finite_step(rows, epoch)
             self.last_good.save()
             loss_sum += chunk_loss
@@ -643,7 +639,7 @@ class _EpochRunner:
         for start in range(0, rows.shape[0], self.batch_size):
             batch = rows[start:start + self.batch_size]
             _, _, rows_done = self._call(batch)
-            if rows_done < batch.shape[0] or not _finite(net._params):
+            if rows_done < batch.shape[0] or not all_finite(net._params):
                 before.restore()
                 break
             before.save()

@@ -5,6 +5,7 @@ coerces its arrays here once (C-contiguous, the network's dtype, finite) and
 raises a ``ValueError`` or ``TypeError`` that names the argument.
 """
 
+import math
 import numbers
 import operator
 
@@ -68,9 +69,22 @@ def as_matrix(array, name, dtype, n_columns=None, what="columns"):
         raise ValueError(f"{name} must have {n_columns} {what} (columns) for this network; "
                          f"got shape {converted.shape}")
     converted = np.ascontiguousarray(converted, dtype=dtype)
-    if not np.isfinite(converted).all():
+    if not all_finite(converted):
         raise ValueError(f"{name} must contain only finite values; it holds NaN or inf")
     return converted
+
+
+def all_finite(array):
+    """Whether every entry of a float array is finite.
+
+    A NaN or inf entry makes the sum non-finite, so a finite sum settles it
+    without the temporary array of flags ``np.isfinite`` would allocate; only
+    a sum that overflows needs the entry-by-entry check.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.add.reduce(array, axis=None)):
+            return True
+    return bool(np.isfinite(array).all())
 
 
 def check_same_rows(X, Y, x_name="X", y_name="Y"):
