@@ -1,9 +1,21 @@
-"""Shared fixtures of the benchmark suite (run: pytest benchmarks --benchmark-only)."""
+"""Shared fixtures of the benchmark suite (run: pytest benchmarks --benchmark-only).
 
-import numpy as np
-import pytest
+Every benchmark runs BLAS on one thread (set here, before NumPy loads), so
+ratios compare implementations rather than thread pools.
+"""
 
-import cymlp
+import os
+import sys
+
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+# workloads.py, shared with compare.py, sits beside this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import cymlp  # noqa: E402
 
 BACKENDS = ["cython", "numpy"]
 

@@ -162,25 +162,37 @@ def gemm_predict_runner(workload, dtype):
     return run
 
 
+IMPLEMENTATIONS = ("cymlp cython", "cymlp numpy", "pytorch", "scikit-learn", "numpy gemm only")
+
+
+def runner(workload, implementation, dtype):
+    """(callable, n_samples) for one implementation of a workload, or None."""
+    if workload in TRAINING:
+        n_samples = TRAINING[workload][2]
+        makers = {
+            "cymlp cython": lambda: cymlp_runner("cython", workload, dtype),
+            "cymlp numpy": lambda: cymlp_runner("numpy", workload, dtype),
+            "pytorch": lambda: torch_runner(workload, dtype),
+            "scikit-learn": lambda: sklearn_runner(workload, dtype),
+            "numpy gemm only": lambda: (gemm_runner(workload, dtype)
+                                        if TRAINING[workload][1] > 1 else None),
+        }
+    else:
+        n_samples = INFERENCE[workload][1]
+        makers = {
+            "cymlp cython": lambda: cymlp_predict_runner("cython", workload, dtype),
+            "cymlp numpy": lambda: cymlp_predict_runner("numpy", workload, dtype),
+            "pytorch": lambda: torch_predict_runner(workload, dtype),
+            "numpy gemm only": lambda: gemm_predict_runner(workload, dtype),
+        }
+    run = makers[implementation]() if implementation in makers else None
+    return None if run is None else (run, n_samples)
+
+
 def runners(dtype):
     """{workload: {implementation: (callable, n_samples)}} for every installed one."""
     table = {}
-    for workload, (sizes, batch_size, n_samples, _) in TRAINING.items():
-        row = {
-            "cymlp cython": cymlp_runner("cython", workload, dtype),
-            "cymlp numpy": cymlp_runner("numpy", workload, dtype),
-            "pytorch": torch_runner(workload, dtype),
-            "scikit-learn": sklearn_runner(workload, dtype),
-        }
-        if batch_size > 1:
-            row["numpy gemm only"] = gemm_runner(workload, dtype)
-        table[workload] = {name: (run, n_samples) for name, run in row.items() if run}
-    for workload, (sizes, n_rows) in INFERENCE.items():
-        row = {
-            "cymlp cython": cymlp_predict_runner("cython", workload, dtype),
-            "cymlp numpy": cymlp_predict_runner("numpy", workload, dtype),
-            "pytorch": torch_predict_runner(workload, dtype),
-            "numpy gemm only": gemm_predict_runner(workload, dtype),
-        }
-        table[workload] = {name: (run, n_rows) for name, run in row.items() if run}
+    for workload in list(TRAINING) + list(INFERENCE):
+        entries = {name: runner(workload, name, dtype) for name in IMPLEMENTATIONS}
+        table[workload] = {name: entry for name, entry in entries.items() if entry}
     return table
