@@ -369,8 +369,7 @@ class MLP:
         best_loss, epochs_without_improvement = math.inf, 0
         for epoch in range(epochs):
             hyperparams[_layout.LEARNING_RATE] = schedule(base_rate, epoch)
-            order = self._rng.permutation(runner.X.shape[0]) if shuffle else None
-            loss, accuracy = runner.run(order, epoch + 1)
+            loss, accuracy = runner.run(epoch + 1, shuffle)
             history.loss.append(loss)
             history.accuracy.append(accuracy)
             history.learning_rate.append(float(hyperparams[_layout.LEARNING_RATE]))
@@ -598,6 +597,7 @@ class _EpochRunner:
         self.workspace = np.empty(
             _layout.workspace_size(net._layout, min(batch_size, X.shape[0])), dtype=net.dtype)
         self.in_order = np.arange(X.shape[0])
+        self.shuffled = np.empty_like(self.in_order)
         self.chunk_rows = batch_size * max(1, 256 // batch_size)
         self.last_good = _Snapshot(net)
 
@@ -608,9 +608,14 @@ class _EpochRunner:
             self.optimizer_code, self.hyperparams, net._state, net._step, self.grad,
             self.workspace)
 
-    def run(self, order, epoch):
-        """One epoch over X[order] (in order if None): (mean loss, accuracy)."""
-        order = self.in_order if order is None else order
+    def run(self, epoch, shuffle):
+        """One epoch over the rows, shuffled or in order: (mean loss, accuracy)."""
+        order = self.in_order
+        if shuffle:
+            # In place, the same draws as self.net._rng.permutation(n).
+            order = self.shuffled
+            np.copyto(order, self.in_order)
+            self.net._rng.shuffle(order)
         loss_sum, n_correct, start = 0.0, 0, 0
         while start < order.shape[0]:
             rows = order[start:start + self.chunk_rows]

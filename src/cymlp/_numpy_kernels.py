@@ -8,6 +8,10 @@ The Python layer validates every argument before calling in here.
 The network computes, per layer ``l``, ``z = a_prev @ W + b`` and ``a = f(z)``.
 Backpropagation starts from ``delta = dLoss/dz`` of the output layer and
 walks back with ``delta_prev = (delta @ W.T) * f'(z_prev)``.
+
+This is also the fallback for users without a compiler, so it avoids
+allocating in the loop over batches: every operation writes into the
+workspace or into a ``Scratch`` allocated once per call.
 """
 
 import numpy as np
@@ -21,26 +25,57 @@ from ._layout import (
 
 __all__ = ["forward", "evaluate", "loss_and_grad", "train_epoch"]
 
+# Overflow to inf or NaN is detected and reported by the caller (divergence),
+# as in the compiled kernels, so NumPy's floating-point warnings stay off.
+_quiet = np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
+
+
+class Scratch:
+    """Temporary buffers for one kernel call, sized for ``capacity`` rows.
+
+    ``tmp`` and ``tmp2`` hold elementwise intermediates and ``mask`` boolean
+    flags, each up to ``capacity x max_width``; ``targets`` holds the gathered
+    target rows of a batch and ``param_tmp`` one value per parameter.
+    """
+
+    def __init__(self, layout, capacity, dtype, n_params=0):
+        size = capacity * int(layout[:, N_OUT].max())
+        self.tmp = np.empty(size, dtype)
+        self.tmp2 = np.empty(size, dtype)
+        self.mask = np.empty(size, bool)
+        self.targets = np.empty((capacity, int(layout[-1, N_OUT])), dtype)
+        self.param_tmp = np.empty(n_params, dtype)
+
+    @staticmethod
+    def like(buffer, array):
+        """The first ``array.size`` entries of ``buffer``, shaped like ``array``."""
+        return buffer[:array.size].reshape(array.shape)
+
 
 # ---------------------------------------------------------------- activations
 
-def _activate(code, a):
+def _activate(code, a, scratch):
     """a = f(a) in place."""
     if code == SIGMOID:
-        # exp(-|z|) never overflows; then 1/(1+e) for z >= 0 and e/(1+e) below.
-        negative = a < 0
+        # e = exp(-|z|) never overflows; then 1/(1+e) for z >= 0 and e/(1+e) below.
+        negative, denominator = scratch.like(scratch.mask, a), scratch.like(scratch.tmp, a)
+        np.less(a, 0, out=negative)
         np.abs(a, out=a)
         np.negative(a, out=a)
         np.exp(a, out=a)
-        denominator = 1 + a
-        np.divide(1, denominator, out=a, where=~negative)
+        np.add(a, 1, out=denominator)
         np.divide(a, denominator, out=a, where=negative)
+        np.logical_not(negative, out=negative)
+        np.divide(1, denominator, out=a, where=negative)
     elif code == TANH:
         np.tanh(a, out=a)
     elif code == RELU:
-        a[~(a > 0)] = 0
+        np.maximum(a, 0, out=a)
     elif code == LEAKY_RELU:
-        a[~(a > 0)] *= LEAKY_SLOPE
+        # max(z, slope z) is z above 0 and slope z below.
+        scaled = scratch.like(scratch.tmp, a)
+        np.multiply(a, a.dtype.type(LEAKY_SLOPE), out=scaled)
+        np.maximum(a, scaled, out=a)
     elif code == SOFTMAX:
         a -= a.max(axis=1, keepdims=True)
         np.exp(a, out=a)
@@ -49,16 +84,26 @@ def _activate(code, a):
         raise ValueError(f"unknown activation code {code}")
 
 
-def _multiply_derivative(code, delta, a):
+def _multiply_derivative(code, delta, a, scratch):
     """delta *= f'(z), with f' written in terms of the output a = f(z)."""
     if code == SIGMOID:
-        delta *= a * (1 - a)
+        derivative = scratch.like(scratch.tmp, a)
+        np.subtract(1, a, out=derivative)
+        derivative *= a
+        delta *= derivative
     elif code == TANH:
-        delta *= 1 - a * a
-    elif code == RELU:
-        delta[~(a > 0)] = 0
-    elif code == LEAKY_RELU:
-        delta[~(a > 0)] *= LEAKY_SLOPE
+        derivative = scratch.like(scratch.tmp, a)
+        np.multiply(a, a, out=derivative)
+        np.subtract(1, derivative, out=derivative)
+        delta *= derivative
+    elif code in (RELU, LEAKY_RELU):
+        not_positive = scratch.like(scratch.mask, a)
+        np.greater(a, 0, out=not_positive)
+        np.logical_not(not_positive, out=not_positive)
+        if code == RELU:
+            np.copyto(delta, 0, where=not_positive)
+        else:
+            np.multiply(delta, delta.dtype.type(LEAKY_SLOPE), out=delta, where=not_positive)
 
 
 # ---------------------------------------------------------------- losses
@@ -70,33 +115,53 @@ def _correct(a, y):
     return int(np.count_nonzero(a.argmax(axis=1) == y.argmax(axis=1)))
 
 
-def _output_delta(loss_code, activation, a, z, y, delta, scale):
+def _output_delta(loss_code, activation, a, z, y, delta, scale, scratch):
     """Summed loss of the rows; delta = scale * dLoss/dz per row."""
     width = a.shape[1]
+    tmp = scratch.like(scratch.tmp, a)
     if loss_code in (MSE, TUTORIAL):
-        diff = a - y
-        loss = float(((diff * diff).sum(axis=1) / width).sum())
+        np.subtract(a, y, out=delta)
+        np.multiply(delta, delta, out=tmp)
+        loss = float(tmp.sum(dtype=np.float64)) / width
         if loss_code == TUTORIAL:
-            np.multiply(scale, diff, out=delta)
+            delta *= scale
         else:
-            np.divide(scale * 2.0 * diff, width, out=delta)
+            delta *= scale * 2.0
+            delta /= width
             if activation == SOFTMAX:
                 # Softmax Jacobian: dz_j = a_j (g_j - sum_k g_k a_k).
-                inner = (delta * a).sum(axis=1, keepdims=True)
-                np.multiply(a, delta - inner, out=delta)
+                np.multiply(delta, a, out=tmp)
+                delta -= tmp.sum(axis=1, keepdims=True)
+                delta *= a
             else:
-                _multiply_derivative(activation, delta, a)
+                _multiply_derivative(activation, delta, a, scratch)
     elif loss_code == BCE:
         # On logits: max(z, 0) - z y + log(1 + exp(-|z|)) never overflows.
-        per_output = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-        loss = float((per_output.sum(axis=1) / width).sum())
-        np.divide(scale * (a - y), width, out=delta)
+        np.abs(z, out=tmp)
+        np.negative(tmp, out=tmp)
+        np.exp(tmp, out=tmp)
+        np.log1p(tmp, out=tmp)
+        other = scratch.like(scratch.tmp2, a)
+        np.maximum(z, 0, out=other)
+        tmp += other
+        np.multiply(z, y, out=other)
+        tmp -= other
+        loss = float(tmp.sum(dtype=np.float64)) / width
+        np.subtract(a, y, out=delta)
+        delta *= scale
+        delta /= width
     elif loss_code == CROSS_ENTROPY:
         # -sum y log softmax(z) = sum y (logsumexp(z) - z).
         top = z.max(axis=1, keepdims=True)
-        log_sum = top + np.log(np.exp(z - top).sum(axis=1, keepdims=True))
-        loss = float((y * (log_sum - z)).sum(axis=1).sum())
-        np.multiply(scale, a * y.sum(axis=1, keepdims=True) - y, out=delta)
+        np.subtract(z, top, out=tmp)
+        np.exp(tmp, out=tmp)
+        log_sum = top + np.log(tmp.sum(axis=1, keepdims=True))
+        np.subtract(log_sum, z, out=tmp)
+        tmp *= y
+        loss = float(tmp.sum(dtype=np.float64))
+        np.multiply(a, y.sum(axis=1, keepdims=True), out=delta)
+        delta -= y
+        delta *= scale
     else:
         raise ValueError(f"unknown loss code {loss_code}")
     return loss
@@ -113,7 +178,7 @@ def _layer(params, layout, layer):
     return weights, bias
 
 
-def _forward_batch(params, layout, x, activations, z_out):
+def _forward_batch(params, layout, x, activations, z_out, scratch):
     """Fill activations[1:] (first len(x) rows) for the input rows x."""
     rows = x.shape[0]
     a_prev = x
@@ -125,23 +190,23 @@ def _forward_batch(params, layout, x, activations, z_out):
             a += bias
         if z_out is not None and layer == layout.shape[0] - 1:
             z_out[:rows] = a
-        _activate(layout[layer, ACTIVATION], a)
+        _activate(layout[layer, ACTIVATION], a, scratch)
         a_prev = a
     return a_prev
 
 
-def _loss_batch(params, layout, loss_code, x, y, views, grad):
+def _loss_batch(params, layout, loss_code, x, y, views, grad, scratch):
     """(summed loss, correct rows) of a batch; with grad, the gradient of its mean.
 
     ``views`` are the named parts of the workspace (``workspace_views``).
     """
     rows, n_layers = x.shape[0], layout.shape[0]
     activations, z_out, delta_buffer, spare_buffer = views
-    a_out = _forward_batch(params, layout, x, activations, z_out)
+    a_out = _forward_batch(params, layout, x, activations, z_out, scratch)
     n_out = a_out.shape[1]
     delta = delta_buffer[:rows * n_out].reshape(rows, n_out)
     loss = _output_delta(loss_code, layout[-1, ACTIVATION], a_out, z_out[:rows], y, delta,
-                         1.0 / rows)
+                         1.0 / rows, scratch)
     n_correct = _correct(a_out, y)
     if grad is None:
         return loss, n_correct
@@ -156,7 +221,7 @@ def _loss_batch(params, layout, loss_code, x, y, views, grad):
             n_in = weights.shape[0]
             spare = spare_buffer[:rows * n_in].reshape(rows, n_in)
             np.matmul(delta, weights.T, out=spare)
-            _multiply_derivative(layout[layer - 1, ACTIVATION], spare, a_prev)
+            _multiply_derivative(layout[layer - 1, ACTIVATION], spare, a_prev, scratch)
             delta_buffer, spare_buffer = spare_buffer, delta_buffer
             delta = spare
     return loss, n_correct
@@ -164,17 +229,18 @@ def _loss_batch(params, layout, loss_code, x, y, views, grad):
 
 # ---------------------------------------------------------------- optimizers
 
-def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step):
+def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step, tmp):
     """One update of params from grad, as torch.optim.SGD / torch.optim.Adam do it.
 
     ``state[0]`` is the momentum buffer (SGD) or first moment (Adam),
-    ``state[1]`` the second moment (Adam). ``step`` counts from 1. ``grad`` is
-    used as scratch space.
+    ``state[1]`` the second moment (Adam). ``step`` counts from 1. ``grad``
+    and ``tmp`` (as long as params) are used as scratch space.
     """
     learning_rate = hyperparams[LEARNING_RATE]
     weight_decay = hyperparams[WEIGHT_DECAY]
     if weight_decay != 0:
-        grad += weight_decay * params
+        np.multiply(params, weight_decay, out=tmp)
+        grad += tmp
     if optimizer_code == SGD:
         momentum = hyperparams[MOMENTUM]
         if momentum != 0:
@@ -182,23 +248,30 @@ def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step):
             buffer *= momentum
             buffer += grad
             if hyperparams[NESTEROV] != 0:
-                grad += momentum * buffer
+                np.multiply(buffer, momentum, out=tmp)
+                grad += tmp
             else:
-                grad[:] = buffer
-        params -= learning_rate * grad
+                np.copyto(grad, buffer)
+        grad *= learning_rate
+        params -= grad
     elif optimizer_code == ADAM:
         beta1, beta2, eps = hyperparams[BETA1], hyperparams[BETA2], hyperparams[EPSILON]
         step_size = learning_rate / (1.0 - beta1 ** step)
         correction2_sqrt = np.sqrt(1.0 - beta2 ** step)
         first, second = state[0], state[1]
-        first += (1.0 - beta1) * (grad - first)
+        np.subtract(grad, first, out=tmp)
+        tmp *= 1.0 - beta1
+        first += tmp
         second *= beta2
-        second += (1.0 - beta2) * grad * grad
+        np.multiply(grad, 1.0 - beta2, out=tmp)
+        tmp *= grad
+        second += tmp
         np.sqrt(second, out=grad)
         grad /= correction2_sqrt
         grad += eps
         np.divide(first, grad, out=grad)
-        params -= step_size * grad
+        grad *= step_size
+        params -= grad
     else:
         raise ValueError(f"unknown optimizer code {optimizer_code}")
 
@@ -226,6 +299,7 @@ def _check_layout(layout, n_params, n_in, n_out, workspace_len, rows_needed):
     return workspace_len // row_width
 
 
+@_quiet
 def forward(params, layout, X, out, workspace):
     """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), in blocks of rows."""
     capacity = _check_layout(layout, params.shape[0], X.shape[1], out.shape[1],
@@ -233,11 +307,14 @@ def forward(params, layout, X, out, workspace):
     if out.shape[0] != X.shape[0]:
         raise ValueError("out must have one row per row of X")
     activations = workspace_views(workspace, layout, capacity)[0]
+    scratch = Scratch(layout, capacity, params.dtype)
     for start in range(0, X.shape[0], capacity):
         stop = min(start + capacity, X.shape[0])
-        out[start:stop] = _forward_batch(params, layout, X[start:stop], activations, None)
+        out[start:stop] = _forward_batch(params, layout, X[start:stop], activations, None,
+                                         scratch)
 
 
+@_quiet
 def evaluate(params, layout, loss_code, X, Y, workspace):
     """(sum over rows of the loss, number of rows classified correctly)."""
     capacity = _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1],
@@ -245,16 +322,18 @@ def evaluate(params, layout, loss_code, X, Y, workspace):
     if Y.shape[0] != X.shape[0]:
         raise ValueError("X and Y must have the same number of rows")
     views = workspace_views(workspace, layout, capacity)
+    scratch = Scratch(layout, capacity, params.dtype)
     total, n_correct = 0.0, 0
     for start in range(0, X.shape[0], capacity):
         stop = min(start + capacity, X.shape[0])
         loss, correct = _loss_batch(params, layout, loss_code, X[start:stop], Y[start:stop],
-                                    views, None)
+                                    views, None, scratch)
         total += loss
         n_correct += correct
     return total, n_correct
 
 
+@_quiet
 def loss_and_grad(params, layout, loss_code, X, Y, grad, workspace):
     """grad = d(mean loss over the rows of X)/d params; returns that mean loss."""
     n_rows = X.shape[0]
@@ -263,10 +342,12 @@ def loss_and_grad(params, layout, loss_code, X, Y, grad, workspace):
     if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
     views = workspace_views(workspace, layout, capacity)
-    loss, _ = _loss_batch(params, layout, loss_code, X, Y, views, grad)
+    scratch = Scratch(layout, capacity, params.dtype)
+    loss, _ = _loss_batch(params, layout, loss_code, X, Y, views, grad, scratch)
     return loss / n_rows
 
 
+@_quiet
 def train_epoch(params, layout, loss_code, X, Y, order, batch_size, optimizer_code,
                 hyperparams, state, step, grad, workspace):
     """One optimizer step per batch of ``batch_size`` rows taken from X[order].
@@ -290,16 +371,20 @@ def train_epoch(params, layout, loss_code, X, Y, order, batch_size, optimizer_co
         raise ValueError("order holds a row index outside X")
     views = workspace_views(workspace, layout, capacity)
     inputs = views[0][0]
+    scratch = Scratch(layout, capacity, params.dtype, n_params)
     total, n_correct, start = 0.0, 0, 0
     while start < n_rows:
         rows = order[start:start + batch_size]
-        x = inputs[:len(rows)]
+        x, y = inputs[:len(rows)], scratch.targets[:len(rows)]
         np.take(X, rows, axis=0, out=x)
-        loss, correct = _loss_batch(params, layout, loss_code, x, Y[rows], views, grad)
-        if not np.isfinite(loss):
+        np.take(Y, rows, axis=0, out=y)
+        loss, correct = _loss_batch(params, layout, loss_code, x, y, views, grad, scratch)
+        # Judged in the network's precision, as the compiled kernel does.
+        if not np.isfinite(params.dtype.type(loss)):
             break
         step[0] += 1
-        _optimizer_step(optimizer_code, hyperparams, params, grad, state, int(step[0]))
+        _optimizer_step(optimizer_code, hyperparams, params, grad, state, int(step[0]),
+                        scratch.param_tmp)
         total += loss
         n_correct += correct
         start += len(rows)

@@ -6,8 +6,8 @@ of small networks, waking BLAS worker threads costs more than it saves, so
 cymlp limits BLAS to one thread there and leaves it alone for large layers.
 
 threadpoolctl is used when installed (it knows every BLAS vendor); without
-it, the OpenBLAS that SciPy's wheels bundle is driven directly through its
-``*openblas_set_num_threads`` entry point. Where neither works (an unusual
+it, the OpenBLAS copies that SciPy's and NumPy's wheels bundle are driven
+directly through their ``*openblas_set_num_threads`` entry points. Where neither works (an unusual
 BLAS), the setting is a no-op and BLAS keeps its own default.
 """
 
@@ -26,47 +26,52 @@ _controller = None
 
 
 class _OpenBLAS:
-    """set/get the thread count of SciPy's bundled OpenBLAS via ctypes."""
+    """set/get the thread counts of the OpenBLAS copies SciPy and NumPy bundle.
+
+    SciPy's copy serves the compiled kernels and NumPy's the NumPy backend;
+    both are limited together, through their ``*openblas_set_num_threads``.
+    """
 
     def __init__(self):
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
-        self.set = self.get = None
+        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's copy)
+        self.libraries = []  # (setter, getter) pairs
         for path in self._loaded_libraries():
             library = ctypes.CDLL(path)
-            for prefix in ("scipy_openblas", "openblas"):
+            for name in ("scipy_openblas", "openblas"):
                 for suffix in ("64_", ""):
-                    setter = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
-                    getter = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+                    setter = getattr(library, f"{name}_set_num_threads{suffix}", None)
+                    getter = getattr(library, f"{name}_get_num_threads{suffix}", None)
                     if setter is not None and getter is not None:
                         setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
-                        self.set, self.get = setter, getter
-                        return
+                        self.libraries.append((setter, getter))
+                        break
+                else:
+                    continue
+                break
 
     @staticmethod
     def _loaded_libraries():
-        import scipy
-        scipy_dir = os.path.dirname(os.path.dirname(scipy.__file__))
         try:
             with open("/proc/self/maps") as maps:
-                paths = {line.split()[-1] for line in maps if "openblas" in line}
-        except OSError:  # not Linux
-            paths = set()
-        # SciPy's own copy first: that is the one cython_blas calls.
-        return sorted(paths, key=lambda path: not path.startswith(scipy_dir))
+                return sorted({line.split()[-1] for line in maps if "openblas" in line})
+        except OSError:  # not Linux: leave BLAS alone
+            return []
 
     def limit(self, n_threads):
-        if self.set is None:
+        if not self.libraries:
             return contextlib.nullcontext()
         return self._limit(n_threads)
 
     @contextlib.contextmanager
     def _limit(self, n_threads):
-        previous = self.get()
-        self.set(n_threads)
+        previous = [getter() for _, getter in self.libraries]
+        for setter, _ in self.libraries:
+            setter(n_threads)
         try:
             yield
         finally:
-            self.set(previous)
+            for (setter, _), count in zip(self.libraries, previous):
+                setter(count)
 
 
 class _ThreadpoolController:
