@@ -17,7 +17,8 @@ Data layout (shared with the NumPy backend, built by ``cymlp/_layout.py``):
   ``n_in, n_out, activation code, weight offset, bias offset``.
 * ``workspace``: flat scratch buffer holding, for ``capacity`` rows, the
   activations of every layer, the output pre-activations and two delta
-  buffers; ``_layout.workspace_size`` gives its length.
+  buffers (then room the NumPy backend uses for its scratch);
+  ``_layout.workspace_size`` gives its length.
 """
 # Cython directives are set in CMakeLists.txt (CYTHON_ARGS).
 
@@ -451,10 +452,13 @@ cdef Py_ssize_t check_layout(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_param
         total += width
         if width > max_width:
             max_width = width
-    width = layout[0, N_IN] + total + layout[n_layers - 1, N_OUT] + 2 * max_width
-    if workspace_len < width * rows_needed:
+    # Per row: input, activations, output pre-activations, two deltas, then
+    # the NumPy backend's scratch (unused here; the layouts are shared).
+    width = (layout[0, N_IN] + total + layout[n_layers - 1, N_OUT] + 2 * max_width
+             + 3 * max_width + layout[n_layers - 1, N_OUT])
+    if workspace_len < width * rows_needed + n_params:
         raise ValueError("workspace is too small")
-    return workspace_len // width
+    return (workspace_len - n_params) // width
 
 
 def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,

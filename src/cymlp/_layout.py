@@ -65,19 +65,67 @@ def build_layout(layer_sizes, activation_codes, bias):
     return layout, offset
 
 
+def parameter_count(layout):
+    """Length of the flat parameter buffer a layout describes."""
+    ends = layout[:, W_OFFSET] + layout[:, N_IN] * layout[:, N_OUT]
+    bias_ends = np.where(layout[:, B_OFFSET] >= 0, layout[:, B_OFFSET] + layout[:, N_OUT], 0)
+    return int(max(ends.max(), bias_ends.max()))
+
+
 def workspace_row_width(layout):
     """Workspace elements needed per row processed at once.
 
     One row holds the input, every layer's activations, the output
-    pre-activations and two delta vectors as wide as the widest layer.
+    pre-activations and two delta vectors as wide as the widest layer; then
+    the NumPy backend's scratch: two temporaries and a flag vector as wide as
+    the widest layer, and the gathered target row. (The compiled kernels need
+    no scratch; one workspace layout for both keeps them interchangeable.)
     """
     widths = layout[:, N_OUT]
-    return int(layout[0, N_IN] + widths.sum() + widths[-1] + 2 * widths.max())
+    kernel = layout[0, N_IN] + widths.sum() + widths[-1] + 2 * widths.max()
+    scratch = 3 * widths.max() + widths[-1]
+    return int(kernel + scratch)
 
 
 def workspace_size(layout, rows):
-    """Length of a workspace that processes ``rows`` rows at once."""
-    return workspace_row_width(layout) * int(rows)
+    """Length of a workspace that processes ``rows`` rows at once.
+
+    ``rows`` row-sized parts plus one parameter-sized part, which the NumPy
+    backend's optimizers use as scratch.
+    """
+    return workspace_row_width(layout) * int(rows) + parameter_count(layout)
+
+
+def workspace_capacity(layout, workspace_len):
+    """How many rows a workspace of ``workspace_len`` elements processes at once."""
+    return (workspace_len - parameter_count(layout)) // workspace_row_width(layout)
+
+
+class Scratch:
+    """The NumPy backend's scratch buffers inside a workspace.
+
+    ``tmp`` and ``tmp2`` hold elementwise intermediates and ``mask`` boolean
+    flags, each up to ``capacity x max_width``; ``targets`` holds a batch's
+    gathered target rows and ``param_tmp`` one value per parameter.
+    """
+
+    def __init__(self, workspace, layout, capacity):
+        widths = layout[:, N_OUT]
+        max_width, n_out = int(widths.max()), int(widths[-1])
+        size = capacity * max_width
+        offset = capacity * (int(layout[0, N_IN] + widths.sum()) + n_out + 2 * max_width)
+        self.tmp = workspace[offset:offset + size]
+        self.tmp2 = workspace[offset + size:offset + 2 * size]
+        self.mask = workspace[offset + 2 * size:offset + 3 * size].view(np.bool_)[:size]
+        offset += 3 * size
+        self.targets = workspace[offset:offset + capacity * n_out].reshape(capacity, n_out)
+        end = workspace.shape[0]
+        self.param_tmp = workspace[end - parameter_count(layout):end]
+
+    @staticmethod
+    def like(buffer, array):
+        """The first ``array.size`` entries of ``buffer``, shaped like ``array``."""
+        return buffer[:array.size].reshape(array.shape)
 
 
 def workspace_views(workspace, layout, capacity):

@@ -522,14 +522,14 @@ class MLP:
                                           workspace)
 
     def _inference_threads(self, workspace):
-        block_rows = workspace.shape[0] // _layout.workspace_row_width(self._layout)
+        block_rows = _layout.workspace_capacity(self._layout, workspace.shape[0])
         return blas_threads(threads_for(self._layout, block_rows, self.n_threads))
 
     def _inference_workspace(self, n_rows):
         """A workspace for blocks of up to INFERENCE_BLOCK_ELEMENTS elements."""
         row_width = _layout.workspace_row_width(self._layout)
         block_rows = min(n_rows, max(1, INFERENCE_BLOCK_ELEMENTS // row_width))
-        return np.empty(row_width * block_rows, dtype=self.dtype)
+        return np.empty(_layout.workspace_size(self._layout, block_rows), dtype=self.dtype)
 
     # ------------------------------------------------------------ helpers
 

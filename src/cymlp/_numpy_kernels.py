@@ -10,8 +10,8 @@ Backpropagation starts from ``delta = dLoss/dz`` of the output layer and
 walks back with ``delta_prev = (delta @ W.T) * f'(z_prev)``.
 
 This is also the fallback for users without a compiler, so it avoids
-allocating in the loop over batches: every operation writes into the
-workspace or into a ``Scratch`` allocated once per call.
+allocating: every operation writes into the workspace, whose tail holds
+this backend's scratch buffers (``_layout.Scratch``).
 """
 
 import numpy as np
@@ -20,7 +20,8 @@ from ._layout import (
     ACTIVATION, ADAM, B_OFFSET, BCE, BETA1, BETA2, CROSS_ENTROPY, EPSILON, IDENTITY,
     LAYOUT_COLUMNS, LEAKY_RELU, LEAKY_SLOPE, LEARNING_RATE, MOMENTUM, MSE, N_HYPERPARAMS,
     N_IN, N_OUT, NESTEROV, RELU, SGD, SIGMOID, SOFTMAX, TANH, TUTORIAL, W_OFFSET,
-    WEIGHT_DECAY, workspace_row_width, workspace_views,
+    WEIGHT_DECAY, Scratch, parameter_count, workspace_capacity, workspace_row_width,
+    workspace_views,
 )
 
 __all__ = ["forward", "evaluate", "loss_and_grad", "train_epoch"]
@@ -28,28 +29,6 @@ __all__ = ["forward", "evaluate", "loss_and_grad", "train_epoch"]
 # Overflow to inf or NaN is detected and reported by the caller (divergence),
 # as in the compiled kernels, so NumPy's floating-point warnings stay off.
 _quiet = np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore")
-
-
-class Scratch:
-    """Temporary buffers for one kernel call, sized for ``capacity`` rows.
-
-    ``tmp`` and ``tmp2`` hold elementwise intermediates and ``mask`` boolean
-    flags, each up to ``capacity x max_width``; ``targets`` holds the gathered
-    target rows of a batch and ``param_tmp`` one value per parameter.
-    """
-
-    def __init__(self, layout, capacity, dtype, n_params=0):
-        size = capacity * int(layout[:, N_OUT].max())
-        self.tmp = np.empty(size, dtype)
-        self.tmp2 = np.empty(size, dtype)
-        self.mask = np.empty(size, bool)
-        self.targets = np.empty((capacity, int(layout[-1, N_OUT])), dtype)
-        self.param_tmp = np.empty(n_params, dtype)
-
-    @staticmethod
-    def like(buffer, array):
-        """The first ``array.size`` entries of ``buffer``, shaped like ``array``."""
-        return buffer[:array.size].reshape(array.shape)
 
 
 # ---------------------------------------------------------------- activations
@@ -293,10 +272,9 @@ def _check_layout(layout, n_params, n_in, n_out, workspace_len, rows_needed):
                 or layout[layer, W_OFFSET] + layout[layer, N_IN] * width > n_params
                 or layout[layer, B_OFFSET] + width > n_params):
             raise ValueError("params is too short for the layout")
-    row_width = workspace_row_width(layout)
-    if workspace_len < row_width * rows_needed:
+    if workspace_len < workspace_row_width(layout) * rows_needed + parameter_count(layout):
         raise ValueError("workspace is too small")
-    return workspace_len // row_width
+    return workspace_capacity(layout, workspace_len)
 
 
 @_quiet
@@ -307,7 +285,7 @@ def forward(params, layout, X, out, workspace):
     if out.shape[0] != X.shape[0]:
         raise ValueError("out must have one row per row of X")
     activations = workspace_views(workspace, layout, capacity)[0]
-    scratch = Scratch(layout, capacity, params.dtype)
+    scratch = Scratch(workspace, layout, capacity)
     for start in range(0, X.shape[0], capacity):
         stop = min(start + capacity, X.shape[0])
         out[start:stop] = _forward_batch(params, layout, X[start:stop], activations, None,
@@ -322,7 +300,7 @@ def evaluate(params, layout, loss_code, X, Y, workspace):
     if Y.shape[0] != X.shape[0]:
         raise ValueError("X and Y must have the same number of rows")
     views = workspace_views(workspace, layout, capacity)
-    scratch = Scratch(layout, capacity, params.dtype)
+    scratch = Scratch(workspace, layout, capacity)
     total, n_correct = 0.0, 0
     for start in range(0, X.shape[0], capacity):
         stop = min(start + capacity, X.shape[0])
@@ -342,7 +320,7 @@ def loss_and_grad(params, layout, loss_code, X, Y, grad, workspace):
     if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
     views = workspace_views(workspace, layout, capacity)
-    scratch = Scratch(layout, capacity, params.dtype)
+    scratch = Scratch(workspace, layout, capacity)
     loss, _ = _loss_batch(params, layout, loss_code, X, Y, views, grad, scratch)
     return loss / n_rows
 
@@ -371,7 +349,7 @@ def train_epoch(params, layout, loss_code, X, Y, order, batch_size, optimizer_co
         raise ValueError("order holds a row index outside X")
     views = workspace_views(workspace, layout, capacity)
     inputs = views[0][0]
-    scratch = Scratch(layout, capacity, params.dtype, n_params)
+    scratch = Scratch(workspace, layout, capacity)
     total, n_correct, start = 0.0, 0, 0
     while start < n_rows:
         rows = order[start:start + batch_size]
