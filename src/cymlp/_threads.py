@@ -5,10 +5,11 @@ thread pool that matters is the one of SciPy's BLAS. For the small products
 of small networks, waking BLAS worker threads costs more than it saves, so
 cymlp limits BLAS to one thread there and leaves it alone for large layers.
 
-threadpoolctl is used when installed (it knows every BLAS vendor); without
-it, the OpenBLAS copies that SciPy's and NumPy's wheels bundle are driven
-directly through their ``*openblas_set_num_threads`` entry points. Where neither works (an unusual
-BLAS), the setting is a no-op and BLAS keeps its own default.
+The OpenBLAS copies that SciPy's and NumPy's wheels bundle are driven
+directly through their ``*openblas_set_num_threads`` entry points (a few
+microseconds per call). With another BLAS, threadpoolctl is used when it is
+installed; where neither works, the setting is a no-op and BLAS keeps its
+own default.
 """
 
 import contextlib
@@ -65,33 +66,50 @@ class _OpenBLAS:
     @contextlib.contextmanager
     def _limit(self, n_threads):
         previous = [getter() for _, getter in self.libraries]
-        for setter, _ in self.libraries:
-            setter(n_threads)
+        for (setter, _), count in zip(self.libraries, previous):
+            if count != n_threads:
+                setter(n_threads)
         try:
             yield
         finally:
             for (setter, _), count in zip(self.libraries, previous):
-                setter(count)
+                if count != n_threads:
+                    setter(count)
 
 
 class _ThreadpoolController:
+    """threadpoolctl's controller, made once (each scan of the libraries costs ~1 ms)."""
+
     def __init__(self):
-        from threadpoolctl import threadpool_limits
-        self.threadpool_limits = threadpool_limits
+        from threadpoolctl import ThreadpoolController
+        self.controller = ThreadpoolController()
 
     def limit(self, n_threads):
-        return self.threadpool_limits(limits=n_threads, user_api="blas")
+        return self.controller.limit(limits=n_threads, user_api="blas")
 
 
 def _get_controller():
     global _controller
     with _lock:
         if _controller is None:
-            try:
-                _controller = _ThreadpoolController()
-            except ImportError:
-                _controller = _OpenBLAS()
+            # The direct OpenBLAS calls cost microseconds, so they come first;
+            # threadpoolctl covers other BLAS vendors.
+            _controller = _OpenBLAS()
+            if not _controller.libraries:
+                try:
+                    _controller = _ThreadpoolController()
+                except ImportError:
+                    pass
         return _controller
+
+
+def _current_counts():
+    """Thread counts of the BLAS libraries cymlp controls (for tests)."""
+    controller = _get_controller()
+    if isinstance(controller, _OpenBLAS):
+        return [getter() for _, getter in controller.libraries]
+    from threadpoolctl import threadpool_info
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
 
 
 def blas_threads(n_threads):
