@@ -137,7 +137,7 @@ class MLP:
         None reads ``CYMLP_BACKEND`` (default "auto": compiled if available).
     n_threads : int or None, default=None
         Threads BLAS may use in ``fit`` and ``predict``. None: one thread when
-        every product is small (below about a million multiply-adds per
+        every product is small (below about two million multiply-adds per
         batch, where waking threads costs more than it saves), BLAS's own
         default otherwise; -1: every core; k: k threads. The setting is
         process-wide while a call runs (BLAS has one thread pool).
