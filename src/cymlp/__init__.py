@@ -10,6 +10,33 @@ from . import datasets, schedules
 from ._backend import BackendWarning, available_backends
 from ._network import MLP, History, TrainingDiverged
 
+
+def load(path, backend=None):
+    """Load a network saved with ``MLP.save``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npz`` file written by ``MLP.save``.
+    backend : {"auto", "cython", "numpy"} or None
+        Backend for the loaded network (None: ``CYMLP_BACKEND``, else auto).
+
+    Returns
+    -------
+    MLP
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The file is not a valid cymlp model (damaged, truncated, foreign,
+        of an unsupported version, or holding NaN parameters); the message
+        names the file. Loading never executes code from the file.
+    """
+    from ._io import load_network
+    return load_network(path, backend=backend)[0]
+
 __version__ = "0.1.0"
-__all__ = ["MLP", "History", "TrainingDiverged", "BackendWarning", "available_backends",
+__all__ = ["MLP", "History", "TrainingDiverged", "BackendWarning", "available_backends", "load",
            "datasets", "schedules", "__version__"]

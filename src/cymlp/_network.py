@@ -443,6 +443,27 @@ class MLP:
         is_val[held_out] = True
         return X[~is_val], Y[~is_val], X[is_val], Y[is_val]
 
+    # ------------------------------------------------------------ saving
+
+    def save(self, path):
+        """Save the network to a ``.npz`` file, atomically.
+
+        The file holds the architecture and options as JSON, the parameters,
+        the optimizer state and step count, the shuffling generator's state
+        and the last training history, so ``cymlp.load(path)`` gives back a
+        network that predicts bit for bit the same and continues training
+        exactly as this one would. The format is documented in
+        ``cymlp/_io.py`` and never stores pickled objects.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Target file (conventionally ``*.npz``); its directory must exist.
+            An existing file is replaced only once the new one is complete.
+        """
+        from ._io import save_network
+        save_network(self, path)
+
     # ------------------------------------------------------------ inference
 
     def predict(self, X):

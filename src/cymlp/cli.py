@@ -1,11 +1,13 @@
 """The ``cymlp`` command line.
 
 ``cymlp demo`` trains the tutorial's 30-5-3 letters network and prints what
-the tutorial prints. Errors a user can cause print one line to stderr and
+the tutorial prints; ``train``, ``predict``, ``evaluate`` and ``info`` work
+on data files and saved models. Errors a user can cause print one line to stderr and
 exit with status 2; there is no traceback.
 """
 
 import argparse
+import csv
 import os
 import sys
 
@@ -14,6 +16,7 @@ import numpy as np
 from . import datasets
 from ._backend import available_backends
 from ._network import MLP
+from ._tables import read_table
 
 DEMO_LETTERS = "ABC"
 
@@ -67,7 +70,89 @@ def build_parser():
     demo.add_argument("--backend", choices=("auto", "cython", "numpy"), default=None,
                       help="kernel backend (default: $CYMLP_BACKEND, else auto)")
     demo.set_defaults(run=run_demo)
+
+    train = commands.add_parser(
+        "train", help="train a network on a CSV, .npy or .npz file and save it",
+        description="Train a network on tabular data and save it as a .npz model. CSV files "
+                    "need a header row; the target column may hold class names or numbers. "
+                    "For .npy files the target is a column index, for .npz files the name of "
+                    "an array beside the features array 'X'. Features are standardised (mean "
+                    "0, variance 1) with statistics stored in the model.")
+    train.add_argument("data", help="training data: .csv, .npy or .npz")
+    train.add_argument("--target", required=True, help="target column (or index, or array)")
+    train.add_argument("--hidden", type=_layer_list, default=[64],
+                       help="hidden layer widths, comma-separated, e.g. 64,32 (default: 64)")
+    train.add_argument("--activation", default="relu",
+                       choices=("relu", "tanh", "sigmoid", "leaky_relu", "identity"),
+                       help="hidden activation (default: relu)")
+    train.add_argument("--loss", default="cross_entropy", choices=("cross_entropy", "bce", "mse"),
+                       help="cross_entropy: classes (softmax); bce: two classes (sigmoid); "
+                            "mse: numeric target, regression (default: cross_entropy)")
+    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
+                       help="default: adam")
+    train.add_argument("--learning-rate", type=_positive_float, default=None,
+                       help="default: 0.001 for adam, 0.01 for sgd")
+    train.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: 0)")
+    train.add_argument("--epochs", type=_positive_int, default=30, help="default: 30")
+    train.add_argument("--batch-size", type=_positive_int, default=32, help="default: 32")
+    train.add_argument("--validation-split", type=float, default=0.0,
+                       help="share of rows held out to report validation figures (default: 0)")
+    train.add_argument("--early-stopping", action="store_true",
+                       help="stop when the validation loss stops improving (needs "
+                            "--validation-split) and keep the best epoch")
+    train.add_argument("--no-standardize", action="store_true",
+                       help="use the features as they are")
+    train.add_argument("--seed", type=int, default=0, help="default: 0")
+    train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    train.add_argument("--backend", choices=("auto", "cython", "numpy"), default=None)
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--out", default="model.npz", help="model file to write "
+                       "(default: model.npz)")
+    train.set_defaults(run=run_train)
+
+    predict = commands.add_parser(
+        "predict", help="predict with a saved model",
+        description="Predict the target for every row of a data file with a model saved by "
+                    "'cymlp train'. CSV columns are matched by name; a target column, if "
+                    "present, is ignored. Writes CSV: the prediction and, for classifiers, "
+                    "one probability column per class.")
+    predict.add_argument("model", help="model file (.npz) from 'cymlp train'")
+    predict.add_argument("data", help="data: .csv, .npy or .npz")
+    predict.add_argument("--out", default=None, help="CSV file to write (default: stdout)")
+    predict.add_argument("--backend", choices=("auto", "cython", "numpy"), default=None)
+    predict.set_defaults(run=run_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy, loss and confusion matrix of a saved model on data",
+        description="Evaluate a model saved by 'cymlp train' on labelled data: the loss, and "
+                    "for classifiers the accuracy and the confusion matrix (rows: true "
+                    "class, columns: predicted class).")
+    evaluate.add_argument("model", help="model file (.npz) from 'cymlp train'")
+    evaluate.add_argument("data", help="labelled data: .csv, .npy or .npz")
+    evaluate.add_argument("--target", required=True, help="target column (or index, or array)")
+    evaluate.add_argument("--backend", choices=("auto", "cython", "numpy"), default=None)
+    evaluate.set_defaults(run=run_evaluate)
+
+    info = commands.add_parser(
+        "info", help="describe a saved model",
+        description="Print a saved model's architecture, parameter count, options and a "
+                    "summary of its training history.")
+    info.add_argument("model", help="model file (.npz)")
+    info.set_defaults(run=run_info)
     return parser
+
+
+def _layer_list(text):
+    if text.strip() in ("", "none"):
+        return []
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers such as 64,32, got {text!r}") from None
+    if any(width < 1 for width in widths):
+        raise argparse.ArgumentTypeError(f"layer widths must be >= 1, got {text!r}")
+    return widths
 
 
 def _version():
@@ -93,6 +178,244 @@ def run_demo(args):
         print(f"  {letter} -> {DEMO_LETTERS[index]}")
     print(f"Backend: {net.backend} (available: {', '.join(available_backends())}); "
           f"final loss {history.loss[-1]:.6f}")
+    return 0
+
+
+# ---------------------------------------------------------------- train / predict
+
+def _label(value):
+    """A class label for JSON and for printing: whole floats become ints."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _encode_targets(values, loss, path, target):
+    """(Y, output activation, classes) for a loss, from the target column."""
+    if loss == "mse":
+        if values.dtype.kind != "f":
+            raise ValueError(f"{path}: --loss mse needs a numeric target column; {target!r} "
+                             "holds text (use --loss cross_entropy for class names)")
+        return values[:, None], "identity", None
+    classes = np.unique(values)
+    if loss == "bce":
+        if len(classes) != 2:
+            raise ValueError(f"{path}: --loss bce needs exactly two classes in {target!r}; "
+                             f"found {len(classes)}")
+        return (values == classes[1]).astype(np.float64)[:, None], "sigmoid", classes
+    if len(classes) < 2:
+        raise ValueError(f"{path}: the target {target!r} has only one class")
+    if len(classes) > 1000:
+        raise ValueError(f"{path}: the target {target!r} has {len(classes)} distinct values; "
+                         "for a numeric target use --loss mse")
+    return (values[:, None] == classes[None, :]).astype(np.float64), "softmax", classes
+
+
+class _Progress:
+    """Per-epoch progress on stderr: a tqdm bar when tqdm is installed, else lines."""
+
+    def __init__(self, epochs, quiet):
+        self.epochs, self.quiet = epochs, quiet
+        self.bar = None
+
+    def __call__(self, epoch, history):
+        if self.quiet:
+            return
+        if epoch == 1:  # created with the first epoch, after fit validated its options
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.epochs, unit="epoch", file=sys.stderr)
+            except ImportError:
+                self.bar = None
+        figures = {"loss": f"{history.loss[-1]:.4f}", "acc": f"{history.accuracy[-1]:.3f}"}
+        if history.val_loss:
+            figures["val_loss"] = f"{history.val_loss[-1]:.4f}"
+            figures["val_acc"] = f"{history.val_accuracy[-1]:.3f}"
+        if self.bar is not None:
+            self.bar.set_postfix(figures, refresh=False)
+            self.bar.update(1)
+        else:
+            print(history.summary(), file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_train(args):
+    """Train on a data file and save the model."""
+    from ._io import save_network
+    directory = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(directory):  # say so before training, not after
+        raise FileNotFoundError(f"cannot save to {args.out!r}: directory {directory!r} "
+                                "does not exist")
+    table = read_table(args.data, target=args.target)
+    Y, output_activation, classes = _encode_targets(table.target, args.loss, args.data,
+                                                    args.target)
+    X = table.features
+    if args.no_standardize:
+        mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+    else:
+        mean, scale = X.mean(axis=0), X.std(axis=0)
+        scale[scale == 0] = 1.0
+    learning_rate = args.learning_rate or (0.001 if args.optimizer == "adam" else 0.01)
+    net = MLP([X.shape[1], *args.hidden, Y.shape[1]], activation=args.activation,
+              output_activation=output_activation, loss=args.loss,
+              init="he_uniform" if args.activation in ("relu", "leaky_relu") else "glorot_uniform",
+              dtype=np.dtype(args.dtype).type, seed=args.seed, backend=args.backend)
+    options = dict(epochs=args.epochs, learning_rate=learning_rate, batch_size=args.batch_size,
+                   optimizer=args.optimizer, validation_split=args.validation_split,
+                   early_stopping=args.early_stopping)
+    if args.optimizer == "sgd":
+        options["momentum"] = args.momentum
+    elif args.momentum:
+        raise ValueError("--momentum applies to --optimizer sgd")
+    progress = _Progress(args.epochs, args.quiet)
+    try:
+        history = net.fit((X - mean) / scale, Y, callback=progress, **options)
+    finally:
+        progress.close()
+    extra = {"cli": {
+        "task": "regression" if classes is None else "classification",
+        "classes": None if classes is None else [_label(c) for c in classes],
+        "feature_names": table.feature_names,
+        "target": args.target,
+    }}
+    save_network(net, args.out, extra=extra, arrays={"feature_mean": mean, "feature_scale": scale})
+    summary = f"Saved {args.out}: {net!r}; final {history.summary()}"
+    if history.stopped_early:
+        summary += f" (stopped early; kept epoch {history.best_epoch})"
+    print(summary)
+    return 0
+
+
+def _load_cli_model(path, backend):
+    from ._io import load_network
+    net, extra, arrays = load_network(path, backend=backend)
+    settings = extra.get("cli")
+    if (not isinstance(settings, dict) or "feature_mean" not in arrays
+            or "feature_scale" not in arrays):
+        raise ValueError(f"{path}: this model was not saved by 'cymlp train' (it lacks the "
+                         "feature statistics and labels the command line needs)")
+    mean, scale = arrays["feature_mean"], arrays["feature_scale"]
+    names = settings.get("feature_names")
+    if (not isinstance(names, list) or len(names) != net.layer_sizes[0]
+            or mean.shape != (net.layer_sizes[0],) or scale.shape != mean.shape
+            or not np.all(scale > 0)):
+        raise ValueError(f"{path}: the model's feature statistics do not match its inputs")
+    classes = settings.get("classes")
+    if classes is not None and (not isinstance(classes, list) or len(classes) != max(
+            2, net.layer_sizes[-1])):
+        raise ValueError(f"{path}: the model's class labels do not match its outputs")
+    return net, settings, mean, scale
+
+
+def _class_probabilities(net, outputs):
+    if net.layer_sizes[-1] == 1:  # bce: the output is P(second class)
+        return np.hstack([1 - outputs, outputs])
+    return outputs
+
+
+def _same_kind_labels(values, classes, path):
+    """The target column as a list comparable with the stored class labels."""
+    numeric = all(isinstance(c, (int, float)) for c in classes)
+    if numeric and values.dtype.kind != "f":
+        raise ValueError(f"{path}: the target holds text, the model's classes are numbers")
+    return [(_label(v) if numeric else str(v)) for v in values]
+
+
+def run_predict(args):
+    """Write predictions for a data file."""
+    net, settings, mean, scale = _load_cli_model(args.model, args.backend)
+    table = read_table(args.data, feature_names=settings["feature_names"])
+    outputs = net.predict((table.features - mean) / scale)
+    classes = settings["classes"]
+    if classes is None:
+        header, rows = ["prediction"], [[repr(float(value))] for value in outputs[:, 0]]
+    else:
+        probabilities = _class_probabilities(net, outputs)
+        header = ["prediction"] + [f"p_{label}" for label in classes]
+        rows = [[str(classes[int(np.argmax(p))])] + [f"{value:.6g}" for value in p]
+                for p in probabilities]
+    file = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
+    try:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+    finally:
+        if args.out:
+            file.close()
+    if args.out:
+        print(f"Wrote {len(rows)} predictions to {args.out}")
+    return 0
+
+
+def run_evaluate(args):
+    """Loss, accuracy and confusion matrix on labelled data."""
+    net, settings, mean, scale = _load_cli_model(args.model, args.backend)
+    table = read_table(args.data, target=args.target, feature_names=settings["feature_names"])
+    X = (table.features - mean) / scale
+    classes = settings["classes"]
+    if classes is None:
+        if table.target.dtype.kind != "f":
+            raise ValueError(f"{args.data}: the target holds text; this model is a regression")
+        Y = table.target[:, None]
+        print(f"Rows: {len(Y)}")
+        print(f"Loss (mse): {net.loss(X, Y):.6f}")
+        return 0
+    labels = _same_kind_labels(table.target, classes, args.data)
+    index = {label: i for i, label in enumerate(classes)}
+    unknown = sorted({str(label) for label in labels if label not in index})
+    if unknown:
+        raise ValueError(f"{args.data}: target values the model never saw: "
+                         f"{', '.join(unknown[:5])}")
+    truth = np.array([index[label] for label in labels])
+    if net.layer_sizes[-1] == 1:
+        Y = truth[:, None].astype(np.float64)
+    else:
+        Y = np.eye(len(classes))[truth]
+    predicted = _class_probabilities(net, net.predict(X)).argmax(axis=1)
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    print(f"Rows: {len(truth)}")
+    print(f"Accuracy: {100 * np.mean(truth == predicted):.2f}%")
+    print(f"Loss ({net.loss_name}): {net.loss(X, Y):.6f}")
+    print("Confusion matrix (rows: true, columns: predicted):")
+    names = [str(label) for label in classes]
+    width = max(max(len(name) for name in names), len(str(matrix.max())), 4)
+    print(" " * width + " " + " ".join(f"{name:>{width}}" for name in names))
+    for name, row in zip(names, matrix):
+        print(f"{name:>{width}} " + " ".join(f"{count:>{width}}" for count in row))
+    return 0
+
+
+def run_info(args):
+    """Describe a saved model."""
+    from ._io import load_network
+    net, extra, arrays = load_network(args.model)
+    history = net.history
+    print(f"Model: {args.model}")
+    print(f"Architecture: {' -> '.join(map(str, net.layer_sizes))} "
+          f"({', '.join(net.activations)})")
+    print(f"Parameters: {net.n_params} ({np.dtype(net.dtype).name}), "
+          f"bias: {'yes' if net.bias else 'no'}")
+    print(f"Loss: {net.loss_name}; optimizer steps taken: {int(net._step[0])}")
+    settings = extra.get("cli") if isinstance(extra, dict) else None
+    if isinstance(settings, dict):
+        print(f"Target: {settings.get('target')} ({settings.get('task')})")
+        if settings.get("classes") is not None:
+            print(f"Classes: {', '.join(map(str, settings['classes']))}")
+        names = settings.get("feature_names") or []
+        shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
+        print(f"Features: {len(names)} ({shown})")
+    if history.epochs:
+        print(f"Training: {history.epochs} epochs; last {history.summary()}")
+        best = int(np.argmin(history.loss))
+        print(f"Lowest training loss {history.loss[best]:.6f} in epoch {best + 1}")
+        if history.stopped_early:
+            print(f"Stopped early; weights of epoch {history.best_epoch} kept")
+    else:
+        print("Training: none recorded")
     return 0
 
 

@@ -1,0 +1,237 @@
+"""Saving and loading networks: a versioned ``.npz`` file that runs no code.
+
+The file is a zip archive of ``.npy`` members, written with NumPy's format
+and read back with ``allow_pickle=False``:
+
+``metadata.npy``
+    A 0-d unicode array holding a JSON object: ``format`` ("cymlp-model"),
+    ``version`` (1), the architecture and options (``layer_sizes``,
+    ``activations``, ``loss``, ``bias``, ``init``, ``dtype``, ``seed``,
+    ``n_threads``), the optimizer (``optimizer``: "sgd", "adam" or null), the
+    state of the shuffling generator (``rng_state``), the last training
+    ``history``, and ``extra``: a JSON object the caller may attach (the
+    command line stores class labels and feature names there).
+``params.npy``
+    The flat parameter buffer, shape ``(n_params,)``, in the network's dtype.
+``optimizer_state.npy``
+    Momentum buffer or Adam moments, shape ``(2, n_params)``, same dtype.
+``step.npy``
+    Optimizer steps taken so far, shape ``(1,)``, int64.
+``arrays/<name>.npy`` (optional)
+    Extra float arrays attached by the caller (e.g. feature means and scales).
+
+Loading checks every member before it is used: a member's header (dtype and
+shape) is read and compared with what the metadata implies before any data is
+read, so a damaged or hostile file raises ``ValueError`` naming the file and
+the problem, and never makes cymlp allocate what the header claims.
+Writing goes to a temporary file in the target directory, which replaces the
+target only once it is complete (``os.replace``), so a crash mid-write leaves
+any earlier model intact.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT_NAME = "cymlp-model"
+FORMAT_VERSION = 1
+MAX_METADATA_CHARS = 1 << 20
+MAX_EXTRA_ARRAYS = 64
+_REQUIRED = ("metadata.npy", "params.npy", "optimizer_state.npy", "step.npy")
+
+
+def save_network(net, path, extra=None, arrays=None):
+    """Write ``net`` to ``path`` atomically (see the module docstring)."""
+    from ._layout import OPTIMIZERS
+    path = os.fspath(path)
+    optimizer = {code: name for name, code in OPTIMIZERS.items()}.get(net._optimizer_code)
+    metadata = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "layer_sizes": list(net.layer_sizes),
+        "activations": list(net.activations),
+        "loss": net.loss_name,
+        "bias": net.bias,
+        "init": net.init,
+        "dtype": np.dtype(net.dtype).name,
+        "seed": net.seed if isinstance(net.seed, int) else None,
+        "n_threads": net.n_threads,
+        "optimizer": optimizer,
+        "rng_state": net._rng.bit_generator.state,
+        "history": _history_to_json(net.history),
+        "extra": {} if extra is None else extra,
+    }
+    members = {
+        "metadata": np.array(json.dumps(metadata, allow_nan=False)),
+        "params": net.params,
+        "optimizer_state": net._state,
+        "step": net._step,
+    }
+    for name, array in (arrays or {}).items():
+        members[f"arrays/{name}"] = np.ascontiguousarray(array, dtype=np.float64)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save to {path!r}: directory {directory!r} does not exist")
+    descriptor, temporary = tempfile.mkstemp(prefix=".cymlp-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
+                for name, array in members.items():
+                    with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def load_network(path, backend=None):
+    """Read a network saved by ``MLP.save``; returns ``(net, extra, arrays)``."""
+    from ._network import MLP
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such model file: {path!r}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _read(archive, path, backend, MLP)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError,
+            UnicodeDecodeError, OverflowError, MemoryError) as error:
+        if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(f"{path!r} is not a readable cymlp model file: "
+                         f"{type(error).__name__}: {error}") from None
+
+
+def _read(archive, path, backend, MLP):
+    def fail(message):
+        raise ValueError(f"{path!r} is not a valid cymlp model file: {message}")
+
+    names = archive.namelist()
+    missing = [name for name in _REQUIRED if name not in names]
+    if missing:
+        fail(f"it lacks {', '.join(missing)} (is it a cymlp model?)")
+    extras = [name for name in names if name not in _REQUIRED]
+    if len(extras) > MAX_EXTRA_ARRAYS or any(
+            not (name.startswith("arrays/") and name.endswith(".npy")) for name in extras):
+        fail(f"unexpected members {extras[:5]}")
+
+    raw = _read_member(archive, "metadata.npy", fail, kind="U", shape=(),
+                       max_items=MAX_METADATA_CHARS)
+    try:
+        metadata = json.loads(str(raw[()]))
+    except ValueError as error:
+        fail(f"its metadata is not JSON ({error})")
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        fail("its metadata does not name the cymlp-model format")
+    version = metadata.get("version")
+    if version != FORMAT_VERSION:
+        fail(f"format version {version!r} is not supported by this cymlp "
+             f"(which reads version {FORMAT_VERSION})")
+    try:
+        net = MLP(metadata["layer_sizes"], activation=list(metadata["activations"][:-1]),
+                  output_activation=metadata["activations"][-1], loss=metadata["loss"],
+                  bias=metadata["bias"], init=metadata["init"], dtype=metadata["dtype"],
+                  seed=metadata["seed"], backend=backend, n_threads=metadata["n_threads"])
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        fail(f"its architecture is invalid ({type(error).__name__}: {error})")
+    dtype = np.dtype(net.dtype)
+    params = _read_member(archive, "params.npy", fail, dtype=dtype, shape=(net.n_params,))
+    state = _read_member(archive, "optimizer_state.npy", fail, dtype=dtype,
+                         shape=(2, net.n_params))
+    step = _read_member(archive, "step.npy", fail, dtype=np.dtype(np.int64), shape=(1,))
+    if not (np.isfinite(params).all() and np.isfinite(state).all()):
+        fail("its parameters or optimizer state hold NaN or inf")
+    if step[0] < 0 or (state[1] < 0).any():
+        fail("its optimizer state is inconsistent (negative step or second moment)")
+    optimizer = metadata.get("optimizer")
+    from ._layout import OPTIMIZERS
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        fail(f"unknown optimizer {optimizer!r}")
+    net._params[...] = params
+    net._state[...] = state
+    net._step[...] = step
+    net._optimizer_code = None if optimizer is None else OPTIMIZERS[optimizer]
+    try:
+        net._rng.bit_generator.state = metadata["rng_state"]
+        net.history = _history_from_json(metadata.get("history") or {})
+    except (KeyError, TypeError, ValueError) as error:
+        fail(f"its generator state or history is invalid ({error})")
+    extra = metadata.get("extra", {})
+    if not isinstance(extra, dict):
+        fail("its 'extra' metadata is not an object")
+    arrays = {}
+    for name in extras:
+        arrays[name[len("arrays/"):-len(".npy")]] = _read_member(
+            archive, name, fail, dtype=np.dtype(np.float64), max_items=1 << 26)
+    return net, extra, arrays
+
+
+def _read_member(archive, name, fail, kind=None, dtype=None, shape=None, max_items=None):
+    """One .npy member, its header checked before its data is read."""
+    with archive.open(name) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(member, max_header_size=10000)
+            elif version == (2, 0):
+                header = np.lib.format.read_array_header_2_0(member, max_header_size=10000)
+            else:
+                fail(f"member {name} has .npy format version {version}, expected 1.0 or 2.0")
+        except (ValueError, EOFError, SyntaxError, TypeError) as error:
+            fail(f"member {name} has a damaged header ({error})")
+        found_shape, fortran_order, found_dtype = header
+        if found_dtype.hasobject:
+            fail(f"member {name} holds Python objects, which cymlp never loads")
+        if kind is not None and found_dtype.kind != kind:
+            fail(f"member {name} has dtype {found_dtype}, expected kind {kind!r}")
+        if dtype is not None and found_dtype != dtype:
+            fail(f"member {name} has dtype {found_dtype}, expected {dtype}")
+        if shape is not None and tuple(found_shape) != shape:
+            fail(f"member {name} has shape {tuple(found_shape)}, expected {shape}")
+        count = int(np.prod(found_shape, dtype=np.float64))
+        if max_items is not None and count > max_items:
+            fail(f"member {name} is too large ({count} items)")
+        data = member.read(count * found_dtype.itemsize + 1)
+        if len(data) != count * found_dtype.itemsize:
+            fail(f"member {name} is truncated or has trailing data")
+        array = np.frombuffer(data, dtype=found_dtype, count=count)
+        order = "F" if fortran_order else "C"
+        return array.reshape(found_shape, order=order).copy()
+
+
+def _history_to_json(history):
+    return {
+        "loss": [float(v) for v in history.loss],
+        "accuracy": [float(v) for v in history.accuracy],
+        "val_loss": [float(v) for v in history.val_loss],
+        "val_accuracy": [float(v) for v in history.val_accuracy],
+        "learning_rate": [float(v) for v in history.learning_rate],
+        "stopped_early": bool(history.stopped_early),
+        "best_epoch": history.best_epoch,
+    }
+
+
+def _history_from_json(data):
+    from ._network import History
+    if not isinstance(data, dict):
+        raise TypeError("history must be an object")
+    lists = {}
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        values = data.get(key, [])
+        if not isinstance(values, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise TypeError(f"history.{key} must be a list of numbers")
+        lists[key] = [float(v) for v in values]
+    best_epoch = data.get("best_epoch")
+    if best_epoch is not None and (not isinstance(best_epoch, int) or isinstance(best_epoch, bool)):
+        raise TypeError("history.best_epoch must be an integer or null")
+    return History(stopped_early=bool(data.get("stopped_early", False)), best_epoch=best_epoch,
+                   **lists)
