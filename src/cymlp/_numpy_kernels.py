@@ -236,7 +236,7 @@ def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step, tmp)
     elif optimizer_code == ADAM:
         beta1, beta2, eps = hyperparams[BETA1], hyperparams[BETA2], hyperparams[EPSILON]
         step_size = learning_rate / (1.0 - beta1 ** step)
-        correction2_sqrt = np.sqrt(1.0 - beta2 ** step)
+        inverse_correction2 = 1.0 / np.sqrt(1.0 - beta2 ** step)
         first, second = state[0], state[1]
         np.subtract(grad, first, out=tmp)
         tmp *= 1.0 - beta1
@@ -246,7 +246,7 @@ def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step, tmp)
         tmp *= grad
         second += tmp
         np.sqrt(second, out=grad)
-        grad /= correction2_sqrt
+        grad *= inverse_correction2   # torch divides; the reciprocal saves a division
         grad += eps
         np.divide(first, grad, out=grad)
         grad *= step_size
