@@ -67,6 +67,17 @@ cdef enum:
 
 cdef double LEAKY_SLOPE = 0.01
 
+cdef extern from *:
+    """
+    #ifndef CYMLP_CHECKED_BUILD
+    #define CYMLP_CHECKED_BUILD 0
+    #endif
+    """
+    int CYMLP_CHECKED_BUILD
+
+# True in the debug build (bounds, wraparound and initialisation checks on).
+_CHECKED_BUILD = bool(CYMLP_CHECKED_BUILD)
+
 # Below this many multiply-adds a plain loop beats the call overhead of BLAS.
 # Measured (one thread, float64, an n-n-n relu network, ns per sample of an
 # epoch; loops = every product in small_gemm, BLAS = every product in dgemm):

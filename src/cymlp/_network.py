@@ -6,8 +6,10 @@ layout and the data to a backend's ``train_epoch``, which runs whole chunks of
 an epoch without returning to Python.
 """
 
+import contextlib
 import math
 import numbers
+import threading
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Optional
@@ -197,6 +199,7 @@ class MLP:
         self._layout, n_params = _layout.build_layout(
             self.layer_sizes, [_layout.ACTIVATIONS[name] for name in self.activations], self.bias)
         self._params = np.zeros(n_params, dtype=self.dtype)
+        self._training_lock = threading.Lock()
         self._make_views()
         self.reset()
 
@@ -235,8 +238,13 @@ class MLP:
         -------
         self : MLP
         """
-        if seed is not None:
-            self.seed = _check_seed(seed)
+        new_seed = self.seed if seed is None else _check_seed(seed)
+        with self._exclusive("reset"):
+            self.seed = new_seed
+            self._reset()
+        return self
+
+    def _reset(self):
         self._rng = np.random.default_rng(self.seed)
         for weights in self.weights:
             weights[...] = _initial_weights(self.init, weights.shape, self._rng)
@@ -246,7 +254,22 @@ class MLP:
         self._step = np.zeros(1, dtype=np.int64)
         self._optimizer_code = None
         self.history = History()
-        return self
+
+    @contextlib.contextmanager
+    def _exclusive(self, action):
+        """Hold the training lock: one fit (or reset) at a time per network.
+
+        A second ``fit`` on the same network from another thread would
+        interleave updates of one parameter buffer; it gets a RuntimeError
+        instead. (``predict`` never takes the lock: it only reads.)
+        """
+        if not self._training_lock.acquire(blocking=False):
+            raise RuntimeError(f"cannot {action} this network: fit is already running on it in "
+                               "another thread (use one network per thread, or wait)")
+        try:
+            yield
+        finally:
+            self._training_lock.release()
 
     # ------------------------------------------------------------ training
 
@@ -349,6 +372,14 @@ class MLP:
         if early_stopping and X_val is None:
             raise ValueError("early_stopping=True needs validation_data or validation_split > 0")
 
+        with self._exclusive("fit"):
+            return self._fit_checked(X, Y, X_val, Y_val, epochs, batch_size, shuffle, verbose,
+                                     optimizer_code, hyperparams, schedule, early_stopping,
+                                     patience, min_delta, callback)
+
+    def _fit_checked(self, X, Y, X_val, Y_val, epochs, batch_size, shuffle, verbose,
+                     optimizer_code, hyperparams, schedule, early_stopping, patience, min_delta,
+                     callback):
         self._set_optimizer(optimizer_code)
         runner = _EpochRunner(self, X, Y, batch_size, optimizer_code, hyperparams)
         val_workspace = None if X_val is None else self._inference_workspace(X_val.shape[0])
@@ -570,11 +601,12 @@ class MLP:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_kernels"], state["weights"], state["biases"]
+        del state["_kernels"], state["weights"], state["biases"], state["_training_lock"]
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self._training_lock = threading.Lock()
         self.backend, self._kernels = resolve_backend(self.backend)
         self._make_views()
 

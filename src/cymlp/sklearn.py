@@ -1,0 +1,951 @@
+"""scikit-learn estimators on cymlp: ``MLPClassifier`` and ``MLPRegressor``.
+
+They take scikit-learn's parameters (names and defaults of
+``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor``), train a
+``cymlp.MLP`` on either backend, and work in pipelines, grid searches,
+cross-validation, ``clone`` and pickling; both pass ``check_estimator``.
+
+The update rule is scikit-learn's wherever cymlp can express it: the initial
+weights are drawn from ``random_state`` exactly as scikit-learn draws them,
+the gradient is rescaled to scikit-learn's loss convention, ``alpha`` becomes
+``weight_decay = alpha / batch_size`` on that scale, and training stops by
+scikit-learn's ``tol`` / ``n_iter_no_change`` rule. With ``solver="sgd"``,
+``shuffle=False`` and ``alpha=0`` the weights equal scikit-learn's to
+rounding. What differs is listed in the class docstrings (Notes).
+
+scikit-learn is an optional dependency: ``pip install "cymlp[sklearn]"``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from types import SimpleNamespace
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.validation import check_is_fitted, column_or_1d
+except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "cymlp.sklearn needs scikit-learn, which is not installed; "
+        'install it with: pip install "cymlp[sklearn]"') from error
+
+try:
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # scikit-learn < 1.6
+    def _validate_data(estimator, *args, **kwargs):
+        return estimator._validate_data(*args, **kwargs)
+
+from ._network import MLP, TrainingDiverged
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+# scikit-learn's activation names and cymlp's, to cymlp's.
+_ACTIVATIONS = {
+    "identity": "identity", "logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh",
+    "relu": "relu", "leaky_relu": "leaky_relu",
+}
+# cymlp's output activations under the names scikit-learn's out_activation_ uses.
+_OUT_ACTIVATION_NAMES = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
+_SOLVERS = ("sgd", "adam")
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def _fail(name, expected, value):
+    raise ValueError(f"{name} must be {expected}; got {value!r}")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_real(value, name, low, high=None, low_open=False, high_open=True):
+    """``value`` as a float in the interval; ValueError naming ``name`` otherwise."""
+    bounds = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}" \
+             f"{')' if high_open or high is None else ']'}"
+    if not _is_real(value) or not math.isfinite(value):
+        _fail(name, f"a finite real number in {bounds}", value)
+    value = float(value)
+    if value < low or (low_open and value == low) or (
+            high is not None and (value > high or (high_open and value == high))):
+        _fail(name, f"a number in {bounds}", value)
+    return value
+
+
+def _check_int(value, name, low):
+    if not _is_int(value) or value < low:
+        _fail(name, f"an integer >= {low}", value)
+    return int(value)
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        _fail(name, "True or False", value)
+    return bool(value)
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters and the training loop."""
+
+    _estimator_kind = None  # "classifier" or "regressor"
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, loss=None, backend=None, dtype=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.loss = loss
+        self.backend = backend
+        self.dtype = dtype
+
+    # ------------------------------------------------------------ parameters
+
+    def _check_params(self):
+        """The constructor parameters checked and normalised (a namespace)."""
+        sizes = self.hidden_layer_sizes
+        if _is_int(sizes):
+            sizes = [sizes]
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+            _fail("hidden_layer_sizes", "a positive integer or a sequence of positive integers",
+                  self.hidden_layer_sizes)
+        sizes = list(sizes)
+        if not all(_is_int(size) and size >= 1 for size in sizes):
+            _fail("hidden_layer_sizes", "a positive integer or a sequence of positive integers",
+                  self.hidden_layer_sizes)
+        if not isinstance(self.activation, str) or self.activation not in _ACTIVATIONS:
+            _fail("activation", f"one of {', '.join(map(repr, _ACTIVATIONS))}", self.activation)
+        if self.solver == "lbfgs":
+            raise ValueError("solver='lbfgs' is not supported by cymlp's estimators; "
+                             "use solver='adam' or 'sgd'")
+        if self.solver not in _SOLVERS:
+            _fail("solver", "'adam' or 'sgd'", self.solver)
+        if not (self.batch_size == "auto" if isinstance(self.batch_size, str)
+                else _is_int(self.batch_size) and self.batch_size >= 1):
+            _fail("batch_size", "'auto' or an integer >= 1", self.batch_size)
+        if not (isinstance(self.verbose, (bool, np.bool_))
+                or _is_int(self.verbose) and self.verbose >= 0):
+            _fail("verbose", "a bool or a non-negative integer", self.verbose)
+        n_iter_no_change = self.n_iter_no_change
+        if not (_is_real(n_iter_no_change) and n_iter_no_change == math.inf):
+            n_iter_no_change = _check_int(n_iter_no_change, "n_iter_no_change", 1)
+        early_stopping = _check_bool(self.early_stopping, "early_stopping")
+        if early_stopping:
+            validation_fraction = _check_real(self.validation_fraction, "validation_fraction",
+                                              0.0, 1.0, low_open=True)
+        else:
+            validation_fraction = _check_real(self.validation_fraction, "validation_fraction",
+                                              0.0, 1.0)
+        if self.random_state is not None and not isinstance(
+                self.random_state, np.random.RandomState):
+            if not _is_int(self.random_state) or not 0 <= self.random_state <= 2**32 - 1:
+                _fail("random_state", "None, an integer in [0, 2**32 - 1] or a "
+                      "numpy.random.RandomState", self.random_state)
+        if self.backend is not None and (not isinstance(self.backend, str) or
+                                         self.backend.lower() not in ("auto", "cython", "numpy")):
+            _fail("backend", "None, 'auto', 'cython' or 'numpy'", self.backend)
+        dtype = self.dtype
+        if dtype is not None:
+            try:
+                dtype = np.dtype(dtype).type
+            except TypeError:
+                dtype = None
+            if dtype not in (np.float32, np.float64):
+                _fail("dtype", "None (follow X), numpy.float32 or numpy.float64", self.dtype)
+        return SimpleNamespace(
+            hidden_layer_sizes=sizes,
+            activation=_ACTIVATIONS[self.activation],
+            solver=self.solver,
+            alpha=_check_real(self.alpha, "alpha", 0.0),
+            learning_rate_init=_check_real(self.learning_rate_init, "learning_rate_init", 0.0,
+                                           low_open=True),
+            max_iter=_check_int(self.max_iter, "max_iter", 1),
+            shuffle=_check_bool(self.shuffle, "shuffle"),
+            tol=_check_real(self.tol, "tol", 0.0),
+            warm_start=_check_bool(self.warm_start, "warm_start"),
+            momentum=_check_real(self.momentum, "momentum", 0.0, 1.0),
+            nesterovs_momentum=_check_bool(self.nesterovs_momentum, "nesterovs_momentum"),
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=_check_real(self.beta_1, "beta_1", 0.0, 1.0),
+            beta_2=_check_real(self.beta_2, "beta_2", 0.0, 1.0),
+            epsilon=_check_real(self.epsilon, "epsilon", 0.0, low_open=True),
+            n_iter_no_change=n_iter_no_change,
+            dtype=dtype,
+        )
+
+    # ------------------------------------------------------------ fitting
+
+    def _fit(self, X, y, incremental, classes=None):
+        params = self._check_params()
+        if incremental and params.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first_pass = not hasattr(self, "net_") or (not params.warm_start and not incremental)
+        X, y = _validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
+                              y_numeric=self._estimator_kind == "regressor", reset=first_pass)
+        targets = self._encode_targets(y, first_pass, incremental, classes)
+        dtype = (params.dtype or X.dtype.type) if first_pass else self.net_.dtype
+        X = np.ascontiguousarray(X, dtype=dtype)
+        Y = np.ascontiguousarray(targets.Y, dtype=dtype)
+        loss, out_activation = self._loss_and_output(targets)
+        layer_sizes = [X.shape[1]] + params.hidden_layer_sizes + [Y.shape[1]]
+        if not first_pass:
+            self._check_same_network(layer_sizes, params, loss, out_activation,
+                                     "partial_fit" if incremental else "warm_start")
+
+        # One RandomState per fit call, used in scikit-learn's order: initial
+        # weights, validation split, then (cymlp's own) shuffling seed.
+        random_state = check_random_state(self.random_state)
+        if first_pass:
+            initial = self._initial_parameters(layer_sizes, params, random_state)
+        X_train, Y_train, X_val, y_val = X, Y, None, None
+        if params.early_stopping:
+            X_train, Y_train, X_val, y_val = self._split(X, Y, targets, params, random_state)
+
+        if first_pass:
+            net = MLP(layer_sizes, activation=params.activation, output_activation=out_activation,
+                      loss=loss, init="glorot_uniform", dtype=dtype,
+                      seed=int(random_state.randint(_INT32_MAX)), backend=self.backend)
+            for weights, biases, (coef, intercept) in zip(net.weights, net.biases, initial):
+                weights[...] = coef
+                biases[...] = intercept
+            self._set_network(net, targets, out_activation, params)
+        elif not incremental:
+            # Warm start: keep the weights, start a fresh optimizer (as scikit-learn).
+            kept = self.net_.params.copy()
+            self.net_.reset(seed=int(random_state.randint(_INT32_MAX)))
+            self.net_.params[...] = kept
+        self._run_epochs(X_train, Y_train, X_val, y_val, params, incremental)
+        return self
+
+    def _set_network(self, net, targets, out_activation, params):
+        """Fitted attributes of a new network, and the convergence bookkeeping reset."""
+        self.net_ = net
+        self.n_outputs_ = net.layer_sizes[-1]
+        self.n_layers_ = len(net.layer_sizes)
+        self.out_activation_ = _OUT_ACTIVATION_NAMES[out_activation]
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if params.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = np.inf
+        self._best_params = net.params.copy()
+
+    def _check_same_network(self, layer_sizes, params, loss, out_activation, what):
+        net = self.net_
+        if tuple(layer_sizes) != net.layer_sizes:
+            raise ValueError(
+                f"{what} continues the fitted network of layer sizes {list(net.layer_sizes)}, "
+                f"but hidden_layer_sizes and the data now give {layer_sizes}; refit with "
+                "warm_start=False or restore hidden_layer_sizes")
+        if net.activations != (params.activation,) * (len(layer_sizes) - 2) + (out_activation,):
+            raise ValueError(f"{what} continues the fitted network, whose activations are "
+                             f"{list(net.activations)}; activation={self.activation!r} differs")
+        if net.loss_name != loss:
+            raise ValueError(f"{what} continues the fitted network trained with loss "
+                             f"{net.loss_name!r}; loss={self.loss!r} gives {loss!r}")
+        if params.dtype is not None and params.dtype != net.dtype:
+            raise ValueError(f"{what} continues the fitted network of dtype "
+                             f"{np.dtype(net.dtype).name}; dtype={self.dtype!r} differs")
+        if self.backend not in (None, "auto") and self.backend.lower() != net.backend:
+            raise ValueError(f"{what} continues the fitted network on backend {net.backend!r}; "
+                             f"backend={self.backend!r} differs")
+
+    @staticmethod
+    def _initial_parameters(layer_sizes, params, random_state):
+        """Initial (coef, intercept) per layer, drawn as scikit-learn draws them."""
+        # Glorot's uniform bound; scikit-learn uses factor 2 for the logistic
+        # activation and 6 otherwise, and draws the intercepts from it too.
+        factor = 2.0 if params.activation == "sigmoid" else 6.0
+        initial = []
+        for fan_in, fan_out in zip(layer_sizes[:-1], layer_sizes[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = random_state.uniform(-bound, bound, fan_out)
+            initial.append((coef, intercept))
+        return initial
+
+    def _split(self, X, Y, targets, params, random_state):
+        """scikit-learn's early-stopping split: (X_train, Y_train, X_val, y_val)."""
+        rows = np.arange(X.shape[0])
+        try:
+            train, val = train_test_split(rows, random_state=random_state,
+                                          test_size=params.validation_fraction,
+                                          stratify=targets.stratify)
+        except ValueError as error:
+            raise ValueError(f"early_stopping could not split off validation_fraction="
+                             f"{self.validation_fraction} of {X.shape[0]} samples: {error}"
+                             ) from error
+        if val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        return X[train], Y[train], X[val], targets.y[val]
+
+    def _optimizer_options(self, params, n_train, batch_size):
+        """Keyword arguments for ``MLP.fit``, on scikit-learn's gradient scale.
+
+        cymlp's gradient is ``scale`` times scikit-learn's (its losses are
+        means where scikit-learn's are halved or summed), so the L2 term
+        ``alpha * W / batch_size`` becomes ``weight_decay = scale * alpha /
+        batch_size``; SGD's learning rate is divided by ``scale`` and Adam's
+        ``eps`` multiplied by it, which makes both updates equal to those on
+        scikit-learn's gradient (Adam is otherwise invariant to the scale).
+        """
+        scale = self._gradient_scale
+        options = dict(epochs=1, batch_size=batch_size, shuffle=params.shuffle,
+                       optimizer=params.solver, weight_decay=scale * params.alpha / batch_size)
+        if params.solver == "sgd":
+            options.update(learning_rate=params.learning_rate_init / scale,
+                           momentum=params.momentum,
+                           nesterov=params.nesterovs_momentum and params.momentum > 0)
+        else:
+            options.update(learning_rate=params.learning_rate_init,
+                           betas=(params.beta_1, params.beta_2), eps=params.epsilon * scale)
+        return options
+
+    @property
+    def _gradient_scale(self):
+        """cymlp's loss gradient divided by scikit-learn's, for this network."""
+        n_outputs = self.net_.layer_sizes[-1]
+        return {"mse": 2.0 / n_outputs, "bce": 1.0 / n_outputs,
+                "cross_entropy": 1.0}[self.net_.loss_name]
+
+    @property
+    def _loss_scale(self):
+        """scikit-learn's loss value divided by cymlp's (half MSE, summed BCE)."""
+        n_outputs = self.net_.layer_sizes[-1]
+        return {"mse": 0.5, "bce": float(n_outputs),
+                "cross_entropy": 1.0}[self.net_.loss_name]
+
+    def _run_epochs(self, X, Y, X_val, y_val, params, incremental):
+        """scikit-learn's stochastic-solver loop, one ``MLP.fit`` epoch at a time."""
+        net = self.net_
+        n_train = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_train)
+        else:
+            if self.batch_size > n_train:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped", stacklevel=4)
+            batch_size = min(self.batch_size, n_train)
+        options = self._optimizer_options(params, n_train, batch_size)
+        n_batches = -(-n_train // batch_size)
+        loss_scale = self._loss_scale
+        self.n_iter_ = 0
+        try:
+            for _ in range(params.max_iter):
+                try:
+                    history = net.fit(X, Y, **options)
+                except TrainingDiverged as error:
+                    raise ValueError(
+                        "Solver produced non-finite parameter weights. The input data may "
+                        "contain large values and need to be preprocessed, or "
+                        f"learning_rate_init={self.learning_rate_init} is too large. ({error})"
+                    ) from error
+                self.n_iter_ += 1
+                self.t_ += n_train
+                # scikit-learn adds 0.5 * alpha * ||W||^2 / batch_n to each batch
+                # loss; here the weights at the end of the epoch stand in.
+                penalty = 0.5 * params.alpha * sum(
+                    float(np.dot(w.ravel(), w.ravel())) for w in net.weights) * n_batches / n_train
+                self.loss_ = history.loss[0] * loss_scale + penalty
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                self._update_no_improvement_count(params, X_val, y_val)
+                if self._no_improvement_count > params.n_iter_no_change:
+                    if self.verbose:
+                        what = ("Validation score" if params.early_stopping
+                                else "Training loss")
+                        print(f"{what} did not improve more than tol={params.tol:f} for "
+                              f"{params.n_iter_no_change} consecutive epochs. Stopping.")
+                    break
+                if incremental:
+                    break
+                if self.n_iter_ == params.max_iter:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({params.max_iter}) reached "
+                        "and the optimization hasn't converged yet.", ConvergenceWarning,
+                        stacklevel=4)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=4)
+        if params.early_stopping:
+            net.params[...] = self._best_params
+
+    def _update_no_improvement_count(self, params, X_val, y_val):
+        """scikit-learn's rule: validation score with early stopping, else training loss."""
+        if params.early_stopping:
+            score = self._score_unchecked(X_val, y_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print(f"Validation score: {score:f}")
+            if score < self.best_validation_score_ + params.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = self.net_.params.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - params.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _score_unchecked(self, X, y):
+        """Accuracy or R^2 on already validated data (NaN for non-finite outputs)."""
+        outputs = self.net_.predict(X)
+        if not np.isfinite(outputs).all():
+            return np.nan
+        return float(self._score_function(y, self._outputs_to_predictions(outputs)))
+
+    # ------------------------------------------------------------ inference
+
+    def _outputs(self, X):
+        """Network outputs for validated X, in the network's dtype."""
+        check_is_fitted(self)
+        X = _validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        return self.net_.predict(np.ascontiguousarray(X, dtype=self.net_.dtype))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    @property
+    def coefs_(self) -> list:
+        """list of ndarray: ``coefs_[i]`` of shape (n_units[i], n_units[i + 1]).
+
+        Views of the network's weights (``net_.weights``): writing into them
+        changes the model.
+        """
+        return list(self.net_.weights)
+
+    @property
+    def intercepts_(self) -> list:
+        """list of ndarray: ``intercepts_[i]`` of shape (n_units[i + 1],); views of ``net_.biases``."""
+        return list(self.net_.biases)
+
+
+_COMMON_PARAMETERS = """
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Units of each hidden layer; ``()`` for none.
+    activation : {"relu", "identity", "logistic", "tanh", "sigmoid", "leaky_relu"}, \
+default="relu"
+        Hidden-layer activation; "logistic" and "sigmoid" are the same function,
+        "leaky_relu" has slope 0.01.
+    solver : {"adam", "sgd"}, default="adam"
+        ``"adam"``: Adam as ``torch.optim.Adam``; ``"sgd"``: SGD with
+        ``momentum``/``nesterovs_momentum`` (scikit-learn's update).
+        ``"lbfgs"`` is not supported.
+    alpha : float, default=0.0001
+        L2 penalty. The gradient gets ``alpha * W / batch_size`` as in
+        scikit-learn (cymlp's ``weight_decay``), applied to the biases too.
+    batch_size : int or "auto", default="auto"
+        Rows per update; "auto" is ``min(200, n_samples)``. Larger values are
+        clipped to the number of samples, with a warning.
+    learning_rate_init : float, default=0.001
+        Step size (constant; scikit-learn's ``learning_rate`` schedules are not
+        available).
+    max_iter : int, default=200
+        Epochs at most (per ``fit`` call).
+    shuffle : bool, default=True
+        Shuffle the rows every epoch.
+    random_state : int, RandomState instance or None, default=None
+        Draws the initial weights (the same draws as scikit-learn's for the
+        same value), the early-stopping split and the seed of cymlp's
+        shuffling. An integer gives reproducible results on every backend.
+    tol : float, default=1e-4
+        Improvement of the loss (or validation score) that counts.
+    verbose : bool or int, default=False
+        Print the loss after each epoch.
+    warm_start : bool, default=False
+        ``fit`` continues from the fitted weights (with a fresh optimizer, as
+        scikit-learn) instead of re-initialising.
+    momentum : float, default=0.9
+        SGD momentum, in [0, 1).
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum for SGD (when ``momentum > 0``).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, stop when its
+        score (accuracy or R^2) has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the weights of the best epoch
+        (scikit-learn's rule).
+    validation_fraction : float, default=0.1
+        Share of the data held out with ``early_stopping``, in (0, 1).
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates, in [0, 1).
+    epsilon : float, default=1e-8
+        Adam's denominator term.
+    n_iter_no_change : int or numpy.inf, default=10
+        Epochs without improvement by ``tol`` before stopping.
+"""
+
+_COMMON_ATTRIBUTES = """
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of X, when X had string column names (e.g. a DataFrame).
+    loss_ : float
+        Training loss of the last epoch, on scikit-learn's scale, with the L2
+        term.
+    loss_curve_ : list of float
+        ``loss_`` of every epoch since the network was initialised.
+    best_loss_ : float or None
+        Lowest ``loss_`` (None with ``early_stopping``).
+    validation_scores_ : list of float or None
+        Score on the held-out data after each epoch (``early_stopping`` only).
+    best_validation_score_ : float or None
+        Best of ``validation_scores_`` (``early_stopping`` only).
+    n_iter_ : int
+        Epochs run by the last ``fit`` or ``partial_fit`` call.
+    t_ : int
+        Training samples seen since the network was initialised.
+    coefs_ : list of ndarray
+        Weight matrices, ``coefs_[i]`` of shape (n_units[i], n_units[i + 1]);
+        views of ``net_.weights``.
+    intercepts_ : list of ndarray
+        Bias vectors; views of ``net_.biases``.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of output units.
+    out_activation_ : str
+        Output activation: "logistic", "softmax" or "identity".
+    net_ : cymlp.MLP
+        The trained network.
+"""
+
+_COMMON_NOTES = """
+    The training loop is scikit-learn's ``sgd``/``adam`` loop, run epoch by
+    epoch with ``cymlp.MLP.fit`` on the chosen backend. Differences from
+    scikit-learn's MLP:
+
+    - ``alpha`` decays the intercepts as well as the weights (cymlp's
+      ``weight_decay`` covers every parameter), and the last, smaller batch of
+      an epoch is decayed with the full ``batch_size``.
+    - Adam adds ``epsilon`` after the bias correction (``torch.optim.Adam``);
+      scikit-learn adds it before, a difference of order ``epsilon``.
+    - Shuffling draws from cymlp's generator, so with ``shuffle=True`` the
+      batches differ from scikit-learn's (the initial weights and the
+      early-stopping split are the same for the same ``random_state``).
+    - ``loss_curve_`` measures the L2 term with the weights at the end of each
+      epoch.
+    - No ``lbfgs`` solver, ``learning_rate`` schedule, ``power_t``,
+      ``max_fun``, ``sample_weight`` or sparse input.
+    - Training that diverges raises a ``ValueError`` at once.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = f"""Multi-layer perceptron classifier trained by cymlp.
+
+    A drop-in for ``sklearn.neural_network.MLPClassifier`` (solvers "adam"
+    and "sgd") whose training and prediction run in cymlp's compiled kernels
+    or its NumPy backend.
+
+    Parameters
+    ----------{_COMMON_PARAMETERS}
+    loss : {{None, "cross_entropy", "bce", "mse"}}, default=None
+        None: "bce" on one sigmoid output for two classes (scikit-learn's
+        logistic output) and on one sigmoid output per label for multilabel
+        targets, "cross_entropy" on softmax outputs for three or more classes.
+        "cross_entropy" with two classes uses two softmax outputs; "bce" needs
+        two classes or multilabel targets; "mse" uses sigmoid outputs (binary,
+        multilabel) or softmax outputs (multiclass).
+    backend : {{None, "auto", "cython", "numpy"}}, default=None
+        cymlp backend; None reads ``CYMLP_BACKEND`` (default "auto").
+    dtype : {{None, numpy.float32, numpy.float64}}, default=None
+        Floating type of the network; None: float32 if X is float32, else
+        float64 (as scikit-learn), fixed at the first fit.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels (any type scikit-learn accepts, strings included).{_COMMON_ATTRIBUTES}
+    See Also
+    --------
+    MLPRegressor : The same network for regression.
+    cymlp.MLP : The network itself.
+
+    Notes
+    -----{_COMMON_NOTES}
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from cymlp.sklearn import MLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(),
+    ...                       MLPClassifier(max_iter=500, random_state=0)).fit(X, y)
+    >>> model.score(X, y) > 0.95
+    True
+    """
+
+    _estimator_kind = "classifier"
+    _score_function = staticmethod(accuracy_score)
+
+    def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate_init: float = 0.001,
+                 max_iter: int = 200, shuffle: bool = True, random_state=None,
+                 tol: float = 1e-4, verbose: Union[bool, int] = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: Union[int, float] = 10, loss: Optional[str] = None,
+                 backend: Optional[str] = None, dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate_init=learning_rate_init,
+            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, loss=loss, backend=backend,
+            dtype=dtype)
+
+    def fit(self, X, y) -> "MLPClassifier":
+        """Train the network on X and the labels y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a binary indicator matrix for multilabel targets.
+
+        Returns
+        -------
+        self : MLPClassifier
+        """
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y, classes=None) -> "MLPClassifier":
+        """One epoch over X and y, continuing the optimizer (online learning).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels (or indicator matrix).
+        classes : array-like of shape (n_classes,), default=None
+            Every class the calls will see; required on the first call, and
+            y need not contain all of them.
+
+        Returns
+        -------
+        self : MLPClassifier
+        """
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def _encode_targets(self, y, first_pass, incremental, classes):
+        """Targets as network outputs; sets ``classes_`` on the first pass."""
+        check_classification_targets(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        multilabel = type_of_target(y).startswith("multilabel")
+        labels = None if multilabel else unique_labels(y)
+        if incremental:
+            if classes is None and (first_pass or not hasattr(self, "classes_")):
+                raise ValueError("classes must be passed on the first call to partial_fit "
+                                 "(all the classes the calls will see)")
+            if classes is not None and not first_pass and not multilabel and not np.array_equal(
+                    unique_labels(classes), self.classes_):
+                raise ValueError(f"classes={classes!r} is not the same as on the first call "
+                                 f"to partial_fit, {self.classes_!r}")
+        if first_pass:
+            binarizer = LabelBinarizer()
+            binarizer.fit(y if multilabel or not incremental else classes)
+            if not multilabel and labels is not None and incremental:
+                unseen = np.setdiff1d(labels, binarizer.classes_)
+                if unseen.size:
+                    raise ValueError(f"y has classes {unseen!r} that are not in "
+                                     f"classes={classes!r}")
+            if binarizer.y_type_ not in ("binary", "multiclass", "multilabel-indicator") or \
+                    len(binarizer.classes_) < 2:
+                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; "
+                                 f"the data has 1 class: {binarizer.classes_!r}")
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        else:
+            binarizer = self._label_binarizer
+            if multilabel != binarizer.y_type_.startswith("multilabel"):
+                raise ValueError("y must be of the same kind (multilabel or not) as when the "
+                                 "network was first fitted")
+            if multilabel:
+                if y.shape[1] != len(self.classes_):
+                    raise ValueError(f"y has {y.shape[1]} labels; the network was fitted with "
+                                     f"{len(self.classes_)}")
+            elif self.warm_start and not incremental:
+                if set(labels) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has "
+                        f"{labels}")
+            elif np.setdiff1d(labels, self.classes_).size:
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {labels}.")
+        Y = binarizer.transform(y)
+        kind = binarizer.y_type_
+        loss = self._resolve_loss(kind)
+        if kind == "binary" and loss == "cross_entropy":
+            Y = np.hstack([1 - Y, Y])
+        return SimpleNamespace(Y=Y, y=y, kind=kind, loss=loss,
+                               stratify=binarizer.transform(y) if kind == "binary" else None)
+
+    def _resolve_loss(self, kind):
+        loss = self.loss
+        if loss is None:
+            return "cross_entropy" if kind == "multiclass" else "bce"
+        if loss not in ("cross_entropy", "bce", "mse"):
+            _fail("loss", "None, 'cross_entropy', 'bce' or 'mse'", loss)
+        if loss == "bce" and kind == "multiclass":
+            raise ValueError("loss='bce' needs two classes or multilabel targets; use "
+                             "loss='cross_entropy' (or None) for three or more classes")
+        if loss == "cross_entropy" and kind.startswith("multilabel"):
+            raise ValueError("loss='cross_entropy' (softmax) cannot express multilabel "
+                             "targets; use loss='bce' (or None)")
+        return loss
+
+    @staticmethod
+    def _loss_and_output(targets):
+        if targets.loss == "cross_entropy" or (targets.loss == "mse"
+                                               and targets.kind == "multiclass"):
+            return targets.loss, "softmax"
+        return targets.loss, "sigmoid"
+
+    def _outputs_to_predictions(self, outputs):
+        if outputs.shape[1] == 2 and self.net_.activations[-1] == "softmax" \
+                and len(self.classes_) == 2:
+            outputs = outputs[:, 1:]  # two softmax outputs for a binary problem
+        return self._label_binarizer.inverse_transform(outputs)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_`` (an indicator matrix for multilabel).
+        """
+        return self._outputs_to_predictions(self._outputs(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``; for multilabel targets the
+            probability of each label.
+        """
+        outputs = self._outputs(X)
+        if outputs.shape[1] == 1:
+            return np.hstack([1 - outputs, outputs])
+        return outputs
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logarithm of ``predict_proba``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        proba = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multilabel": True}
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = f"""Multi-layer perceptron regressor trained by cymlp.
+
+    A drop-in for ``sklearn.neural_network.MLPRegressor`` (solvers "adam"
+    and "sgd", squared error) whose training and prediction run in cymlp's
+    compiled kernels or its NumPy backend.
+
+    Parameters
+    ----------{_COMMON_PARAMETERS}
+    loss : {{None, "mse", "squared_error"}}, default=None
+        Squared error on identity outputs (all three names mean it).
+    backend : {{None, "auto", "cython", "numpy"}}, default=None
+        cymlp backend; None reads ``CYMLP_BACKEND`` (default "auto").
+    dtype : {{None, numpy.float32, numpy.float64}}, default=None
+        Floating type of the network; None: float32 if X is float32, else
+        float64 (as scikit-learn), fixed at the first fit.
+
+    Attributes
+    ----------{_COMMON_ATTRIBUTES}
+    See Also
+    --------
+    MLPClassifier : The same network for classification.
+    cymlp.MLP : The network itself.
+
+    Notes
+    -----{_COMMON_NOTES}
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cymlp.sklearn import MLPRegressor
+    >>> X = np.linspace(-2, 2, 200).reshape(-1, 1)
+    >>> model = MLPRegressor((32,), activation="tanh", learning_rate_init=0.01,
+    ...                      max_iter=1000, random_state=0).fit(X, X.ravel() ** 2)
+    >>> model.score(X, X.ravel() ** 2) > 0.95
+    True
+    """
+
+    _estimator_kind = "regressor"
+    _score_function = staticmethod(r2_score)
+
+    def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate_init: float = 0.001,
+                 max_iter: int = 200, shuffle: bool = True, random_state=None,
+                 tol: float = 1e-4, verbose: Union[bool, int] = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: Union[int, float] = 10, loss: Optional[str] = None,
+                 backend: Optional[str] = None, dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate_init=learning_rate_init,
+            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, loss=loss, backend=backend,
+            dtype=dtype)
+
+    def fit(self, X, y) -> "MLPRegressor":
+        """Train the network on X and the targets y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values.
+
+        Returns
+        -------
+        self : MLPRegressor
+        """
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y) -> "MLPRegressor":
+        """One epoch over X and y, continuing the optimizer (online learning).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values.
+
+        Returns
+        -------
+        self : MLPRegressor
+        """
+        return self._fit(X, y, incremental=True)
+
+    def _encode_targets(self, y, first_pass, incremental, classes):
+        if self.loss not in (None, "mse", "squared_error"):
+            _fail("loss", "None, 'mse' or 'squared_error'", self.loss)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return SimpleNamespace(Y=Y, y=y, kind="continuous", loss="mse", stratify=None)
+
+    @staticmethod
+    def _loss_and_output(targets):
+        return "mse", "identity"
+
+    @staticmethod
+    def _outputs_to_predictions(outputs):
+        return outputs.ravel() if outputs.shape[1] == 1 else outputs
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            1-D when the network has one output.
+        """
+        return self._outputs_to_predictions(self._outputs(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multioutput": True}
