@@ -6,12 +6,15 @@
 >>> history = net.fit(X, Y, epochs=200, learning_rate=1.0)
 """
 
+import os
+from typing import Optional, Union
+
 from . import datasets, schedules
 from ._backend import BackendWarning, available_backends
 from ._network import MLP, History, TrainingDiverged
 
 
-def load(path, backend=None):
+def load(path: Union[str, "os.PathLike[str]"], backend: Optional[str] = None) -> MLP:
     """Load a network saved with ``MLP.save``.
 
     Parameters

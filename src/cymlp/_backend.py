@@ -28,7 +28,7 @@ def _load(name):
         return None
 
 
-def available_backends():
+def available_backends() -> list:
     """Names of the backends that can be used here.
 
     Returns

@@ -12,9 +12,11 @@ import numbers
 import threading
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Optional
+import os
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _layout
 from ._backend import resolve_backend
@@ -81,11 +83,11 @@ class History:
     best_epoch: Optional[int] = None
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         """Number of epochs completed."""
         return len(self.loss)
 
-    def summary(self, epoch=-1):
+    def summary(self, epoch: int = -1) -> str:
         """One line on an epoch: ``Epoch: N, Loss: L, Accuracy: A%`` (and validation)."""
         number = self.epochs if epoch == -1 else epoch + 1
         text = (f"Epoch: {number}, Loss: {self.loss[epoch]:.6f}, "
@@ -165,9 +167,12 @@ class MLP:
     [0, 1, 2]
     """
 
-    def __init__(self, layer_sizes, *, activation="sigmoid", output_activation="sigmoid",
-                 loss="mse", bias=True, init="glorot_uniform", dtype=np.float64, seed=None,
-                 backend=None, n_threads=None):
+    def __init__(self, layer_sizes: Sequence[int], *,
+                 activation: Union[str, Sequence[str]] = "sigmoid",
+                 output_activation: str = "sigmoid", loss: str = "mse", bias: bool = True,
+                 init: str = "glorot_uniform", dtype: DTypeLike = np.float64,
+                 seed: Optional[int] = None, backend: Optional[str] = None,
+                 n_threads: Optional[int] = None) -> None:
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
         if isinstance(activation, str) or activation is None:
@@ -216,16 +221,16 @@ class MLP:
                 self.biases.append(self._params[start:start + n_out])
 
     @property
-    def params(self):
+    def params(self) -> np.ndarray:
         """ndarray of shape (n_params,): the flat buffer of all weights and biases."""
         return self._params
 
     @property
-    def n_params(self):
+    def n_params(self) -> int:
         """Number of trainable parameters."""
         return self._params.shape[0]
 
-    def reset(self, seed=None):
+    def reset(self, seed: Optional[int] = None) -> "MLP":
         """Re-initialise the weights and forget the optimizer state.
 
         Parameters
@@ -273,11 +278,16 @@ class MLP:
 
     # ------------------------------------------------------------ training
 
-    def fit(self, X, Y, *, epochs=10, learning_rate=0.1, batch_size=1, shuffle=True,
-            verbose=False, optimizer="sgd", momentum=0.0, nesterov=False, weight_decay=0.0,
-            betas=(0.9, 0.999), eps=1e-8, lr_schedule=None, validation_data=None,
-            validation_split=0.0, early_stopping=False, patience=10, min_delta=0.0,
-            callback=None):
+    def fit(self, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10,
+            learning_rate: float = 0.1, batch_size: int = 1, shuffle: bool = True,
+            verbose: bool = False, optimizer: str = "sgd", momentum: float = 0.0,
+            nesterov: bool = False, weight_decay: float = 0.0,
+            betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+            lr_schedule: Any = None,
+            validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None,
+            validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
+            min_delta: float = 0.0,
+            callback: Optional[Callable[[int, "History"], Any]] = None) -> "History":
         """Train the network; continues from the current weights and optimizer state.
 
         Parameters
@@ -424,9 +434,11 @@ class MLP:
                         history.stopped_early = True
                         break
 
-    def partial_fit(self, X, Y, *, learning_rate=0.1, batch_size=1, shuffle=False,
-                    optimizer="sgd", momentum=0.0, nesterov=False, weight_decay=0.0,
-                    betas=(0.9, 0.999), eps=1e-8):
+    def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: float = 0.1,
+                    batch_size: int = 1, shuffle: bool = False, optimizer: str = "sgd",
+                    momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+                    betas: Tuple[float, float] = (0.9, 0.999),
+                    eps: float = 1e-8) -> "History":
         """One pass over the given rows, keeping the optimizer state (online learning).
 
         ``partial_fit`` called n times on the same data equals
@@ -476,7 +488,7 @@ class MLP:
 
     # ------------------------------------------------------------ saving
 
-    def save(self, path):
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Save the network to a ``.npz`` file, atomically.
 
         The file holds the architecture and options as JSON, the parameters,
@@ -497,7 +509,7 @@ class MLP:
 
     # ------------------------------------------------------------ inference
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Output activations of the network.
 
         Parameters
@@ -516,7 +528,7 @@ class MLP:
             self._kernels.forward(self._params, self._layout, X, out, workspace)
         return out
 
-    def classify(self, X):
+    def classify(self, X: ArrayLike) -> np.ndarray:
         """Predicted class index per row.
 
         Parameters
@@ -533,7 +545,7 @@ class MLP:
             return (outputs[:, 0] > 0.5).astype(np.intp)
         return outputs.argmax(axis=1)
 
-    def loss(self, X, Y):
+    def loss(self, X: ArrayLike, Y: ArrayLike) -> float:
         """Mean loss over the rows of X (the network's ``loss`` function).
 
         Parameters
@@ -548,7 +560,7 @@ class MLP:
         loss_sum, _ = self._evaluate(X, Y)
         return loss_sum / np.shape(Y)[0]
 
-    def accuracy(self, X, Y):
+    def accuracy(self, X: ArrayLike, Y: ArrayLike) -> float:
         """Share of rows whose predicted class matches the target's.
 
         Parameters
