@@ -68,8 +68,14 @@ def as_matrix(array, name, dtype, n_columns=None, what="columns"):
     if n_columns is not None and converted.shape[1] != n_columns:
         raise ValueError(f"{name} must have {n_columns} {what} (columns) for this network; "
                          f"got shape {converted.shape}")
-    converted = np.ascontiguousarray(converted, dtype=dtype)
+    original = converted
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = np.ascontiguousarray(converted, dtype=dtype)
     if not all_finite(converted):
+        if original.dtype != converted.dtype and (
+                original.dtype.kind in "iu" or all_finite(original)):
+            raise ValueError(f"{name} holds values too large for {np.dtype(dtype).name} "
+                             f"(largest magnitude {np.abs(original).max():g})")
         raise ValueError(f"{name} must contain only finite values; it holds NaN or inf")
     return converted
 
