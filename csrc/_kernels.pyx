@@ -179,6 +179,16 @@ cdef inline floating sigmoid(floating z) noexcept nogil:
     return 1 / (1 + e) if z >= 0 else e / (1 + e)
 
 
+cdef inline floating row_max(const floating* row, Py_ssize_t width) noexcept nogil:
+    """The largest of ``width`` values (softmax and log-sum-exp subtract it)."""
+    cdef Py_ssize_t j
+    cdef floating top = row[0]
+    for j in range(1, width):
+        if row[j] > top:
+            top = row[j]
+    return top
+
+
 cdef void activate(int code, floating* a, const floating* bias, floating* z_out,
                    Py_ssize_t rows, Py_ssize_t width) noexcept nogil:
     """a = f(a + bias) in place, row by row, in one pass over a.
@@ -213,10 +223,7 @@ cdef void activate(int code, floating* a, const floating* bias, floating* z_out,
                 v = row[j]
                 row[j] = v if v > 0 else slope * v
         elif code == SOFTMAX:
-            top = row[0]
-            for j in range(1, width):
-                if row[j] > top:
-                    top = row[j]
+            top = row_max(row, width)
             total = 0
             for j in range(width):
                 row[j] = exp_(row[j] - top)
@@ -293,10 +300,7 @@ cdef double output_delta(int loss_code, int activation, const floating* a,
         loss /= width
     elif loss_code == CROSS_ENTROPY:
         # -sum y log softmax(z) = sum y (logsumexp(z) - z).
-        top = z[0]
-        for j in range(1, width):
-            if z[j] > top:
-                top = z[j]
+        top = row_max(z, width)
         total = 0
         y_sum = 0
         for j in range(width):
