@@ -33,7 +33,9 @@ try:
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
-    from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.multiclass import (
+        check_classification_targets, type_of_target, unique_labels,
+    )
     from sklearn.utils.validation import check_is_fitted, column_or_1d
 except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
@@ -243,17 +245,19 @@ class _BaseMLP(BaseEstimator):
             for weights, biases, (coef, intercept) in zip(net.weights, net.biases, initial):
                 weights[...] = coef
                 biases[...] = intercept
-            self._set_network(net, targets, out_activation, params)
-        elif not incremental:
-            # Warm start: keep the weights, start a fresh optimizer (as scikit-learn).
-            kept = self.net_.params.copy()
-            self.net_.reset(seed=int(random_state.randint(_INT32_MAX)))
-            self.net_.params[...] = kept
+            self._set_network(net, out_activation, params)
+        else:
+            if not incremental:
+                # Warm start: keep the weights, start a fresh optimizer (as scikit-learn).
+                kept = self.net_.params.copy()
+                self.net_.reset(seed=int(random_state.randint(_INT32_MAX)))
+                self.net_.params[...] = kept
+            self._reset_stopping_records(params, only_if_switched=True)
         self._run_epochs(X_train, Y_train, X_val, y_val, params, incremental)
         return self
 
-    def _set_network(self, net, targets, out_activation, params):
-        """Fitted attributes of a new network, and the convergence bookkeeping reset."""
+    def _set_network(self, net, out_activation, params):
+        """Fitted attributes of a new network, and the convergence records reset."""
         self.net_ = net
         self.n_outputs_ = net.layer_sizes[-1]
         self.n_layers_ = len(net.layer_sizes)
@@ -261,6 +265,16 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
+        self._reset_stopping_records(params)
+
+    def _reset_stopping_records(self, params, only_if_switched=False):
+        """Start the records of the stopping rule (best loss or validation scores).
+
+        A warm start keeps them, as scikit-learn does, unless early_stopping
+        was switched since they were started.
+        """
+        if only_if_switched and params.early_stopping == (self.validation_scores_ is not None):
+            return
         self._no_improvement_count = 0
         if params.early_stopping:
             self.validation_scores_ = []
@@ -270,7 +284,7 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
             self.best_loss_ = np.inf
-        self._best_params = net.params.copy()
+        self._best_params = self.net_.params.copy()
 
     def _check_same_network(self, layer_sizes, params, loss, out_activation, what):
         net = self.net_
@@ -322,7 +336,7 @@ class _BaseMLP(BaseEstimator):
                              "or the size of your dataset.")
         return X[train], Y[train], X[val], targets.y[val]
 
-    def _optimizer_options(self, params, n_train, batch_size):
+    def _optimizer_options(self, params, batch_size):
         """Keyword arguments for ``MLP.fit``, on scikit-learn's gradient scale.
 
         cymlp's gradient is ``scale`` times scikit-learn's (its losses are
@@ -369,7 +383,7 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped", stacklevel=4)
             batch_size = min(self.batch_size, n_train)
-        options = self._optimizer_options(params, n_train, batch_size)
+        options = self._optimizer_options(params, batch_size)
         n_batches = -(-n_train // batch_size)
         loss_scale = self._loss_scale
         self.n_iter_ = 0
@@ -464,7 +478,10 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def intercepts_(self) -> list:
-        """list of ndarray: ``intercepts_[i]`` of shape (n_units[i + 1],); views of ``net_.biases``."""
+        """list of ndarray: ``intercepts_[i]`` of shape (n_units[i + 1],).
+
+        Views of the network's biases (``net_.biases``).
+        """
         return list(self.net_.biases)
 
 
@@ -520,7 +537,7 @@ default="relu"
         Adam's denominator term.
     n_iter_no_change : int or numpy.inf, default=10
         Epochs without improvement by ``tol`` before stopping.
-"""
+""".rstrip("\n")
 
 _COMMON_ATTRIBUTES = """
     n_features_in_ : int
@@ -566,12 +583,15 @@ _COMMON_NOTES = """
       ``weight_decay`` covers every parameter), and the last, smaller batch of
       an epoch is decayed with the full ``batch_size``.
     - Adam adds ``epsilon`` after the bias correction (``torch.optim.Adam``);
-      scikit-learn adds it before, a difference of order ``epsilon``.
+      scikit-learn adds it before, a difference of order ``epsilon`` (none
+      when ``beta_2=0``).
     - Shuffling draws from cymlp's generator, so with ``shuffle=True`` the
       batches differ from scikit-learn's (the initial weights and the
       early-stopping split are the same for the same ``random_state``).
     - ``loss_curve_`` measures the L2 term with the weights at the end of each
       epoch.
+    - After a warm start with ``early_stopping=True`` the best epoch's weights
+      are restored; scikit-learn may keep the last epoch's.
     - No ``lbfgs`` solver, ``learning_rate`` schedule, ``power_t``,
       ``max_fun``, ``sample_weight`` or sparse input.
     - Training that diverges raises a ``ValueError`` at once.
@@ -705,12 +725,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 if unseen.size:
                     raise ValueError(f"y has classes {unseen!r} that are not in "
                                      f"classes={classes!r}")
-            if binarizer.y_type_ not in ("binary", "multiclass", "multilabel-indicator") or \
-                    len(binarizer.classes_) < 2:
+            if len(binarizer.classes_) < 2:
                 raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; "
                                  f"the data has 1 class: {binarizer.classes_!r}")
-            self._label_binarizer = binarizer
-            self.classes_ = binarizer.classes_
         else:
             binarizer = self._label_binarizer
             if multilabel != binarizer.y_type_.startswith("multilabel"):
@@ -729,9 +746,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif np.setdiff1d(labels, self.classes_).size:
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {labels}.")
-        Y = binarizer.transform(y)
         kind = binarizer.y_type_
         loss = self._resolve_loss(kind)
+        if first_pass:  # only once everything is known to fit
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
+        Y = binarizer.transform(y)
         if kind == "binary" and loss == "cross_entropy":
             Y = np.hstack([1 - Y, Y])
         return SimpleNamespace(Y=Y, y=y, kind=kind, loss=loss,
