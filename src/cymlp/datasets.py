@@ -8,7 +8,7 @@ at least 4 (I and T).
 """
 
 import numbers
-from typing import Optional, Tuple, Union
+from typing import Tuple, Union
 
 import numpy as np
 
