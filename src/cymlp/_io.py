@@ -30,6 +30,7 @@ any earlier model intact.
 """
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -102,17 +103,19 @@ def load_network(path, backend=None):
     try:
         with zipfile.ZipFile(path) as archive:
             return _read(archive, path, backend, MLP)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError,
-            UnicodeDecodeError, OverflowError, MemoryError) as error:
-        if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise
+    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, ImportError):
+        raise  # ours (they name the file), or about the file system / installation
+    except Exception as error:  # noqa: BLE001 - anything else a hostile file can provoke
+        # zipfile raises NotImplementedError for unknown compression or
+        # versions, RuntimeError for encryption, RecursionError comes from
+        # deeply nested JSON, zlib.error from damaged data...
         raise ValueError(f"{path!r} is not a readable cymlp model file: "
-                         f"{type(error).__name__}: {error}") from None
+                         f"{type(error).__name__}: {_short(error)}") from None
 
 
 def _read(archive, path, backend, MLP):
     def fail(message):
-        raise ValueError(f"{path!r} is not a valid cymlp model file: {message}")
+        raise ValueError(f"{path!r} is not a valid cymlp model file: {_short(message)}")
 
     names = archive.namelist()
     missing = [name for name in _REQUIRED if name not in names]
@@ -124,7 +127,7 @@ def _read(archive, path, backend, MLP):
         fail(f"unexpected members {extras[:5]}")
 
     raw = _read_member(archive, "metadata.npy", fail, kind="U", shape=(),
-                       max_items=MAX_METADATA_CHARS)
+                       max_bytes=4 * MAX_METADATA_CHARS)
     try:
         metadata = json.loads(str(raw[()]))
     except ValueError as error:
@@ -135,6 +138,7 @@ def _read(archive, path, backend, MLP):
     if version != FORMAT_VERSION:
         fail(f"format version {version!r} is not supported by this cymlp "
              f"(which reads version {FORMAT_VERSION})")
+    _check_size_before_building(archive, metadata, fail)
     try:
         net = MLP(metadata["layer_sizes"], activation=list(metadata["activations"][:-1]),
                   output_activation=metadata["activations"][-1], loss=metadata["loss"],
@@ -153,7 +157,7 @@ def _read(archive, path, backend, MLP):
         fail("its optimizer state is inconsistent (negative step or second moment)")
     optimizer = metadata.get("optimizer")
     from ._layout import OPTIMIZERS
-    if optimizer is not None and optimizer not in OPTIMIZERS:
+    if optimizer is not None and (not isinstance(optimizer, str) or optimizer not in OPTIMIZERS):
         fail(f"unknown optimizer {optimizer!r}")
     net._params[...] = params
     net._state[...] = state
@@ -170,12 +174,17 @@ def _read(archive, path, backend, MLP):
     arrays = {}
     for name in extras:
         arrays[name[len("arrays/"):-len(".npy")]] = _read_member(
-            archive, name, fail, dtype=np.dtype(np.float64), max_items=1 << 26)
+            archive, name, fail, dtype=np.dtype(np.float64), max_bytes=1 << 29)
     return net, extra, arrays
 
 
-def _read_member(archive, name, fail, kind=None, dtype=None, shape=None, max_items=None):
-    """One .npy member, its header checked before its data is read."""
+def _read_member(archive, name, fail, kind=None, dtype=None, shape=None, max_bytes=None):
+    """One .npy member, its header checked before its data is read.
+
+    Nothing is allocated beyond what the member really holds: the declared
+    size is compared with ``max_bytes`` and the zip's record of the member's
+    size first.
+    """
     with archive.open(name) as member:
         try:
             version = np.lib.format.read_magic(member)
@@ -196,9 +205,15 @@ def _read_member(archive, name, fail, kind=None, dtype=None, shape=None, max_ite
             fail(f"member {name} has dtype {found_dtype}, expected {dtype}")
         if shape is not None and tuple(found_shape) != shape:
             fail(f"member {name} has shape {tuple(found_shape)}, expected {shape}")
+        if any(not isinstance(size, int) or size < 0 for size in found_shape):
+            fail(f"member {name} declares an invalid shape {found_shape}")
+        if found_dtype.itemsize == 0:
+            fail(f"member {name} declares a dtype of size zero")
         count = int(np.prod(found_shape, dtype=np.float64))
-        if max_items is not None and count > max_items:
-            fail(f"member {name} is too large ({count} items)")
+        n_bytes = count * found_dtype.itemsize
+        if (max_bytes is not None and n_bytes > max_bytes) or n_bytes > archive.getinfo(
+                name).file_size:
+            fail(f"member {name} declares more data ({n_bytes} bytes) than allowed or present")
         data = member.read(count * found_dtype.itemsize + 1)
         if len(data) != count * found_dtype.itemsize:
             fail(f"member {name} is truncated or has trailing data")
@@ -207,16 +222,47 @@ def _read_member(archive, name, fail, kind=None, dtype=None, shape=None, max_ite
         return array.reshape(found_shape, order=order).copy()
 
 
+def _short(message, limit=300):
+    """A message cut to ``limit`` characters: hostile files must not flood the terminal."""
+    text = str(message)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _check_size_before_building(archive, metadata, fail):
+    """Compare the parameter count the metadata implies with params.npy's size.
+
+    Done before the network is built, so a small file cannot make cymlp
+    allocate a huge network it does not contain.
+    """
+    sizes, bias = metadata.get("layer_sizes"), metadata.get("bias")
+    if (not isinstance(sizes, list) or not 2 <= len(sizes) <= 10000
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                       for n in sizes) or not isinstance(bias, bool)):
+        fail("its architecture is invalid (layer_sizes must be a list of positive integers, "
+             "bias a boolean)")
+    n_params = sum(n_in * n_out + (n_out if bias else 0)
+                   for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    itemsize = 4 if metadata.get("dtype") == "float32" else 8
+    if n_params * itemsize > archive.getinfo("params.npy").file_size:
+        fail(f"its architecture needs {n_params} parameters, more than params.npy holds")
+
+
 def _history_to_json(history):
     return {
-        "loss": [float(v) for v in history.loss],
-        "accuracy": [float(v) for v in history.accuracy],
-        "val_loss": [float(v) for v in history.val_loss],
-        "val_accuracy": [float(v) for v in history.val_accuracy],
-        "learning_rate": [float(v) for v in history.learning_rate],
+        # JSON has no NaN or inf: those are stored as null (read back as NaN).
+        "loss": [_json_float(v) for v in history.loss],
+        "accuracy": [_json_float(v) for v in history.accuracy],
+        "val_loss": [_json_float(v) for v in history.val_loss],
+        "val_accuracy": [_json_float(v) for v in history.val_accuracy],
+        "learning_rate": [_json_float(v) for v in history.learning_rate],
         "stopped_early": bool(history.stopped_early),
         "best_epoch": history.best_epoch,
     }
+
+
+def _json_float(value):
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def _history_from_json(data):
@@ -227,11 +273,13 @@ def _history_from_json(data):
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
         values = data.get(key, [])
         if not isinstance(values, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                for v in values):
             raise TypeError(f"history.{key} must be a list of numbers")
-        lists[key] = [float(v) for v in values]
+        lists[key] = [math.nan if v is None else float(v) for v in values]
     best_epoch = data.get("best_epoch")
-    if best_epoch is not None and (not isinstance(best_epoch, int) or isinstance(best_epoch, bool)):
-        raise TypeError("history.best_epoch must be an integer or null")
+    if best_epoch is not None and (not isinstance(best_epoch, int) or isinstance(best_epoch, bool)
+                                   or best_epoch < 1):
+        raise TypeError("history.best_epoch must be a positive integer or null")
     return History(stopped_early=bool(data.get("stopped_early", False)), best_epoch=best_epoch,
                    **lists)

@@ -408,7 +408,9 @@ class MLP:
                     callback, X_val, Y_val, val_workspace, best, min_delta, patience):
         hyperparams = runner.hyperparams
         best_loss, epochs_without_improvement = math.inf, 0
+        epoch_start = _Snapshot(self)
         for epoch in range(epochs):
+            epoch_start.save()
             hyperparams[_layout.LEARNING_RATE] = schedule(base_rate, epoch)
             loss, accuracy = runner.run(epoch + 1, shuffle)
             history.loss.append(loss)
@@ -417,6 +419,16 @@ class MLP:
             if X_val is not None:
                 val_sum, val_correct = self._kernels.evaluate(
                     self._params, self._layout, self._loss_code, X_val, Y_val, val_workspace)
+                with np.errstate(over="ignore"):
+                    finite = bool(np.isfinite(self.dtype(val_sum)))
+                if not finite:
+                    for values in (history.loss, history.accuracy, history.learning_rate):
+                        values.pop()
+                    epoch_start.restore()
+                    raise TrainingDiverged(
+                        f"training diverged in epoch {epoch + 1}: the validation loss became "
+                        "NaN or infinite; try a smaller learning_rate. The network was left as "
+                        "it was at the start of that epoch.")
                 history.val_loss.append(val_sum / X_val.shape[0])
                 history.val_accuracy.append(val_correct / X_val.shape[0])
             if verbose:
@@ -433,6 +445,23 @@ class MLP:
                     if epochs_without_improvement >= patience:
                         history.stopped_early = True
                         break
+        # The kernels see each batch's loss before its step; this sees the
+        # network the last steps left: finite outputs on all training rows.
+        loss_sum, _ = self._kernels.evaluate(self._params, self._layout, self._loss_code,
+                                             runner.X, runner.Y,
+                                             self._inference_workspace(runner.X.shape[0]))
+        with np.errstate(over="ignore"):
+            finite = bool(np.isfinite(self.dtype(loss_sum)))
+        if not finite:
+            kept = history.epochs - 1
+            for values in (history.loss, history.accuracy, history.learning_rate,
+                           history.val_loss, history.val_accuracy):
+                del values[kept:]
+            epoch_start.restore()
+            raise TrainingDiverged(
+                f"training diverged in epoch {history.epochs + 1}: after it the loss on the "
+                "training data is NaN or infinite; try a smaller learning_rate. The network "
+                "was left as it was at the start of that epoch.")
 
     def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: float = 0.1,
                     batch_size: int = 1, shuffle: bool = False, optimizer: str = "sgd",
@@ -649,18 +678,25 @@ class _EpochRunner:
     The buffers are allocated here, once per ``fit``. Each kernel call covers
     a chunk of whole batches sized to take about ``CHUNK_SECONDS``, so that
     Ctrl-C is honoured quickly while the call overhead stays invisible.
-    After each chunk the weights are checked and saved; if the loss or the
-    weights turned non-finite, the chunk is replayed batch by batch from that
-    save to stop at the last finite step.
+
+    After each chunk the state is checked before it is saved as the last good
+    one: weights and optimizer state finite, and the loss of the chunk's last
+    batch, recomputed with the updated weights, finite (the kernel only sees
+    the loss before each step, so a last step to overflowing weights would
+    otherwise pass). If a check fails, the chunk is replayed batch by batch
+    from the last good state, applying the same checks after every step, to
+    stop at the last step that passes them.
     """
 
     def __init__(self, net, X, Y, batch_size, optimizer_code, hyperparams):
         self.net, self.X, self.Y = net, X, Y
         self.batch_size = batch_size
         self.optimizer_code, self.hyperparams = optimizer_code, hyperparams
+        rows = min(batch_size, X.shape[0])
         self.grad = np.empty(net.n_params, dtype=net.dtype)
-        self.workspace = np.empty(
-            _layout.workspace_size(net._layout, min(batch_size, X.shape[0])), dtype=net.dtype)
+        self.workspace = np.empty(_layout.workspace_size(net._layout, rows), dtype=net.dtype)
+        self.check_X = np.empty((rows, X.shape[1]), dtype=net.dtype)
+        self.check_Y = np.empty((rows, Y.shape[1]), dtype=net.dtype)
         self.in_order = np.arange(X.shape[0])
         self.shuffled = np.empty_like(self.in_order)
         self.chunk_rows = batch_size * max(1, 256 // batch_size)
@@ -672,6 +708,20 @@ class _EpochRunner:
             net._params, net._layout, net._loss_code, self.X, self.Y, rows, self.batch_size,
             self.optimizer_code, self.hyperparams, net._state, net._step, self.grad,
             self.workspace)
+
+    def _healthy(self, batch):
+        """Weights and optimizer state finite, and finite loss on ``batch`` now."""
+        net = self.net
+        if not (all_finite(net._params) and all_finite(net._state)):
+            return False
+        count = batch.shape[0]
+        np.take(self.X, batch, axis=0, out=self.check_X[:count])
+        np.take(self.Y, batch, axis=0, out=self.check_Y[:count])
+        loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code,
+                                            self.check_X[:count], self.check_Y[:count],
+                                            self.workspace)
+        with np.errstate(over="ignore"):
+            return bool(np.isfinite(net.dtype(loss_sum)))
 
     def run(self, epoch, shuffle):
         """One epoch over the rows, shuffled or in order: (mean loss, accuracy)."""
@@ -687,8 +737,9 @@ class _EpochRunner:
             started = perf_counter()
             chunk_loss, chunk_correct, rows_done = self._call(rows)
             self._adapt_chunk(perf_counter() - started)
-            if rows_done < rows.shape[0] or not all_finite(self.net._params):
-                self._stop_at_last_finite_step(rows, epoch)
+            last_batch = rows[(rows.shape[0] - 1) // self.batch_size * self.batch_size:]
+            if rows_done < rows.shape[0] or not self._healthy(last_batch):
+                self._stop_at_last_good_step(rows, epoch)
             self.last_good.save()
             loss_sum += chunk_loss
             n_correct += chunk_correct
@@ -702,21 +753,22 @@ class _EpochRunner:
             self.chunk_rows = max(self.batch_size,
                                   self.chunk_rows // 2 // self.batch_size * self.batch_size)
 
-    def _stop_at_last_finite_step(self, rows, epoch):
+    def _stop_at_last_good_step(self, rows, epoch):
         net = self.net
         self.last_good.restore()
         before = _Snapshot(net)
         for start in range(0, rows.shape[0], self.batch_size):
             batch = rows[start:start + self.batch_size]
             _, _, rows_done = self._call(batch)
-            if rows_done < batch.shape[0] or not all_finite(net._params):
+            if rows_done < batch.shape[0] or not self._healthy(batch):
                 before.restore()
                 break
             before.save()
         raise TrainingDiverged(
-            f"training diverged in epoch {epoch}: the loss or the weights became NaN or "
-            f"infinite (learning rate {self.hyperparams[_layout.LEARNING_RATE]:g}); "
-            "try a smaller learning_rate. The network was left at the last finite step.")
+            f"training diverged in epoch {epoch}: the loss, the weights or the optimizer "
+            f"state became NaN or infinite (learning rate "
+            f"{self.hyperparams[_layout.LEARNING_RATE]:g}); try a smaller learning_rate. "
+            "The network was left at the last step that kept them finite.")
 
 
 def _optimizer_settings(optimizer, learning_rate, momentum, nesterov, weight_decay, betas, eps):
