@@ -25,6 +25,7 @@ Data layout (shared with the NumPy backend, built by ``cymlp/_layout.py``):
 from cython cimport floating
 from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
 from libc.string cimport memcpy
+from libc.float cimport FLT_MIN, DBL_MIN
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 # Codes; they must match cymlp/_layout.py.
@@ -459,7 +460,8 @@ cdef extern from *:
     #else
     #define CYMLP_CLONES
     #endif
-    #define CYMLP_ADAM_UPDATE(T)                                                  \
+    #include <float.h>
+    #define CYMLP_ADAM_UPDATE(T, TINY)                                            \
     CYMLP_CLONES static void adam_update_##T(                                    \
             Py_ssize_t n, T *params, const T *grad, T *first, T *second,        \
             double beta1, double beta2, double step_size,                       \
@@ -468,14 +470,17 @@ cdef extern from *:
             double g = grad[i];                                                 \
             double moment = first[i] + (1 - beta1) * (g - first[i]);            \
             double variance = beta2 * second[i] + (1 - beta2) * g * g;          \
-            first[i] = (T)moment;                                               \
-            second[i] = (T)variance;                                            \
+            /* Moments that decay below the normal range are flushed to 0:   \
+               subnormal arithmetic is many times slower, and they are far   \
+               below any effect on the weights. */                            \
+            first[i] = (T)(fabs(moment) < TINY ? 0 : moment);                   \
+            second[i] = (T)(variance < TINY ? 0 : variance);                    \
             params[i] = (T)(params[i] - step_size                               \
                             * (moment / (sqrt(variance) * inverse_correction2 + eps))); \
         }                                                                       \
     }
-    CYMLP_ADAM_UPDATE(double)
-    CYMLP_ADAM_UPDATE(float)
+    CYMLP_ADAM_UPDATE(double, DBL_MIN)
+    CYMLP_ADAM_UPDATE(float, FLT_MIN)
     """
     void adam_update_double(Py_ssize_t n, double* params, const double* grad, double* first,
                             double* second, double beta1, double beta2, double step_size,
@@ -500,6 +505,10 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
     cdef floating weight_decay = <floating>hyperparams[WEIGHT_DECAY]
     cdef floating momentum = <floating>hyperparams[MOMENTUM]
     cdef double step_size, inverse_correction2
+    cdef floating buffer
+    # A momentum buffer that decays below the normal range is flushed to 0,
+    # as Adam's moments are: subnormal arithmetic is many times slower.
+    cdef floating tiny = FLT_MIN if floating is float else DBL_MIN
     cdef floating* first = state
     cdef floating* second = state + n_params
     if weight_decay != 0:
@@ -511,11 +520,13 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
                 params[i] -= learning_rate * grad[i]
         elif hyperparams[NESTEROV] != 0:
             for i in range(n_params):
-                first[i] = momentum * first[i] + grad[i]
+                buffer = momentum * first[i] + grad[i]
+                first[i] = buffer if fabs(buffer) >= tiny else 0
                 params[i] -= learning_rate * (grad[i] + momentum * first[i])
         else:
             for i in range(n_params):
-                first[i] = momentum * first[i] + grad[i]
+                buffer = momentum * first[i] + grad[i]
+                first[i] = buffer if fabs(buffer) >= tiny else 0
                 params[i] -= learning_rate * first[i]
     elif optimizer_code == ADAM:
         # torch divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the

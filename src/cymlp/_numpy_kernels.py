@@ -226,6 +226,7 @@ def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step, tmp)
             buffer = state[0]
             buffer *= momentum
             buffer += grad
+            _flush_subnormals(buffer, tmp)
             if hyperparams[NESTEROV] != 0:
                 np.multiply(buffer, momentum, out=tmp)
                 grad += tmp
@@ -245,6 +246,8 @@ def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step, tmp)
         np.multiply(grad, 1.0 - beta2, out=tmp)
         tmp *= grad
         second += tmp
+        _flush_subnormals(first, tmp)
+        _flush_subnormals(second, tmp)
         np.sqrt(second, out=grad)
         grad *= inverse_correction2   # torch divides; the reciprocal saves a division
         grad += eps
@@ -253,6 +256,22 @@ def _optimizer_step(optimizer_code, hyperparams, params, grad, state, step, tmp)
         params -= grad
     else:
         raise ValueError(f"unknown optimizer code {optimizer_code}")
+
+
+def _flush_subnormals(values, tmp):
+    """values = 0 where |values| is below the normal range (as the kernels do).
+
+    Optimizer state that decays that far (for parameters whose gradient stays
+    0) would make every later step many times slower; it is far below any
+    effect on the weights. ``tmp`` is scratch as long as ``values``.
+    """
+    n, tiny = values.shape[0], np.finfo(values.dtype).tiny
+    flags = tmp.view(np.bool_)            # room for two flag vectors of length n
+    small, above = flags[:n], flags[n:2 * n]
+    np.less(values, tiny, out=small)
+    np.greater(values, -tiny, out=above)
+    np.logical_and(small, above, out=small)
+    np.copyto(values, 0, where=small)
 
 
 # ---------------------------------------------------------------- entry points
