@@ -470,13 +470,18 @@ cdef extern from *:
             double g = grad[i];                                                 \
             double moment = first[i] + (1 - beta1) * (g - first[i]);            \
             double variance = beta2 * second[i] + (1 - beta2) * g * g;          \
-            /* Moments that decay below the normal range are flushed to 0:   \
-               subnormal arithmetic is many times slower, and they are far   \
-               below any effect on the weights. */                            \
-            first[i] = (T)(fabs(moment) < TINY ? 0 : moment);                   \
-            second[i] = (T)(variance < TINY ? 0 : variance);                    \
+            first[i] = (T)moment;                                               \
+            second[i] = (T)variance;                                            \
             params[i] = (T)(params[i] - step_size                               \
                             * (moment / (sqrt(variance) * inverse_correction2 + eps))); \
+        }                                                                       \
+        /* Moments that decayed below the normal range are flushed to 0:     \
+           subnormal arithmetic is many times slower, and they are far below \
+           any effect on the weights. (A loop of its own: inside the one     \
+           above the test stops GCC from vectorising.) */                     \
+        for (Py_ssize_t i = 0; i < n; i++) {                                    \
+            first[i] = fabs(first[i]) >= TINY ? first[i] : (T)0;                \
+            second[i] = second[i] >= TINY ? second[i] : (T)0;                   \
         }                                                                       \
     }
     CYMLP_ADAM_UPDATE(double, DBL_MIN)
