@@ -449,14 +449,14 @@ cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
 cdef extern from *:
     """
     /* Adam's update is bound by a square root and a division per parameter,
-       so it is the one loop compiled twice: for AVX2 (4 doubles or 8 floats a
-       step) and for the portable baseline, picked at load time by the CPU
-       (GCC/Clang function multiversioning on x86-64 Linux). Without FMA the
-       two give identical results. One macro body serves float and double;
+       so it is the one loop compiled several times: for AVX-512, for AVX2
+       and for the portable baseline, picked at load time by the CPU
+       (GCC/Clang function multiversioning on x86-64 Linux). The build turns
+       off multiply-add contraction, so all give identical results. One macro body serves float and double;
        float32 parameters are updated in double precision, as the
        cancellations in Adam's first steps need. */
     #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-    #define CYMLP_CLONES __attribute__((target_clones("avx2", "default")))
+    #define CYMLP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
     #else
     #define CYMLP_CLONES
     #endif
