@@ -262,7 +262,7 @@ def test_api_is_finite_or_raises_documented_errors(backend, data, tmp_path):
     history, or raise TrainingDiverged leaving finite weights, or raise a
     ValueError naming validation_split when the split leaves no training rows.
     A successful fit must also be savable and loadable (loading refuses NaN).
-    Three known gaps are tolerated here, counted, and tested on their own
+    Three former gaps (now fixed) are still tolerated here, counted, and tested on their own
     (test_successful_fit_leaves_a_usable_network and the deterministic
     reproductions below) so that this property keeps checking the rest.
     """
@@ -298,7 +298,7 @@ def test_api_is_finite_or_raises_documented_errors(backend, data, tmp_path):
         assert np.isfinite(net.params).all(), f"{outcome}: non-finite weights"
         state_finite = np.isfinite(net._state).all()
         if not state_finite:
-            # Known: Adam's second moment overflows (float32 g**2 > 3.4e38) to
+            # Formerly: Adam's second moment overflowed (float32 g**2 > 3.4e38) to
             # +inf while the weights stay finite - see
             # test_adam_second_moment_overflow_leaves_a_model_that_cannot_be_loaded.
             # Anything else non-finite in the state is a new failure.
@@ -328,8 +328,8 @@ def test_api_is_finite_or_raises_documented_errors(backend, data, tmp_path):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-# No shrinking: this property fails today (see the docstring) and shrinking a
-# failure costs minutes; the deterministic reproduction below is the minimal case.
+# No shrinking: shrinking a failure of this property costs minutes; the
+# deterministic reproductions below are the minimal cases.
 @settings(FUZZ, max_examples=budget(300), phases=(Phase.explicit, Phase.generate),
           report_multiple_bugs=False)
 @given(data=st.data())
@@ -340,7 +340,7 @@ def test_successful_fit_leaves_a_usable_network(backend, data, tmp_path):
     returns normally, the validation losses it recorded must be finite, the
     optimizer state finite, the network must save and load, and predicting
     the very rows it trained on must give finite values with a finite loss.
-    Known to fail today - fit only checks the loss *before* each step and
+    It failed when fit only checked the loss *before* each step and
     that the weights are finite, so (1) a last step that makes the weights
     huge but finite (1e160) passes and predict() then returns NaN/inf, and
     (2) Adam's float32 second moment can overflow to inf while the weights
@@ -373,7 +373,7 @@ def test_successful_fit_leaves_a_usable_network(backend, data, tmp_path):
 
 
 def test_fit_returns_normally_but_predict_gives_nan(backend):
-    """Deterministic reproduction of the silent-NaN gap (fails while the gap exists).
+    """Deterministic reproduction of the former silent-NaN gap, now closed.
 
     A 1-2-1 identity network, one row of magnitude 1e6, plain SGD, lr 1: the
     loss before each step is finite and so are the weights after each step,
@@ -397,7 +397,7 @@ def test_fit_returns_normally_but_predict_gives_nan(backend):
 
 
 def test_a_network_whose_fit_returned_can_be_saved(backend, tmp_path):
-    """MLP.save after a fit that returned normally must work (fails today).
+    """MLP.save after a fit that returned normally must work (it failed before the fix).
 
     The same run as above records a non-finite validation loss after its
     last step; save() then dies inside json.dumps(allow_nan=False) with

@@ -445,23 +445,50 @@ class MLP:
                     if epochs_without_improvement >= patience:
                         history.stopped_early = True
                         break
-        # The kernels see each batch's loss before its step; this sees the
-        # network the last steps left: finite outputs on all training rows.
+        self._check_final_outputs(runner, history, epoch_start)
+
+    def _check_final_outputs(self, runner, history, epoch_start):
+        """Raise TrainingDiverged if the trained network overflows on its training rows.
+
+        The kernels see each batch's loss before its step, and the runner
+        checks each chunk's last batch after it; the rows trained earlier in
+        an epoch could still overflow with the final weights. A bound settles
+        it cheaply in all but extreme cases: with |x| <= m, each layer's
+        pre-activations are at most m times the largest column sum of |W|
+        (plus |b|), and sigmoid, tanh and softmax outputs at most 1. Only when
+        that bound comes near the dtype's range is the full forward pass run.
+        """
+        safe = 1e-3 * math.sqrt(float(np.finfo(self.dtype).max)) / (1 + runner.target_magnitude)
+        if self._output_bound(runner.input_magnitude) < safe:
+            return
         loss_sum, _ = self._kernels.evaluate(self._params, self._layout, self._loss_code,
                                              runner.X, runner.Y,
                                              self._inference_workspace(runner.X.shape[0]))
         with np.errstate(over="ignore"):
-            finite = bool(np.isfinite(self.dtype(loss_sum)))
-        if not finite:
-            kept = history.epochs - 1
-            for values in (history.loss, history.accuracy, history.learning_rate,
-                           history.val_loss, history.val_accuracy):
-                del values[kept:]
-            epoch_start.restore()
-            raise TrainingDiverged(
-                f"training diverged in epoch {history.epochs + 1}: after it the loss on the "
-                "training data is NaN or infinite; try a smaller learning_rate. The network "
-                "was left as it was at the start of that epoch.")
+            if np.isfinite(self.dtype(loss_sum)):
+                return
+        kept = history.epochs - 1
+        for values in (history.loss, history.accuracy, history.learning_rate,
+                       history.val_loss, history.val_accuracy):
+            del values[kept:]
+        epoch_start.restore()
+        raise TrainingDiverged(
+            f"training diverged in epoch {kept + 1}: with the weights it ended with, the loss "
+            "on the training data is NaN or infinite; try a smaller learning_rate. The network "
+            "was left as it was at the start of that epoch.")
+
+    def _output_bound(self, input_magnitude):
+        """A bound on |pre-activation| in every layer for inputs with |x| <= input_magnitude."""
+        entering, largest = float(input_magnitude), 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for layer, weights in enumerate(self.weights):
+                bias = float(np.abs(self.biases[layer]).max()) if self.biases else 0.0
+                pre_activation = entering * float(np.abs(weights).sum(axis=0).max()) + bias
+                largest = max(largest, pre_activation)
+                # |f(z)| <= 1 for these, <= |z| for relu, leaky_relu and identity.
+                bounded = self.activations[layer] in ("sigmoid", "tanh", "softmax")
+                entering = 1.0 if bounded else pre_activation
+        return largest if np.isfinite(largest) else np.inf
 
     def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: float = 0.1,
                     batch_size: int = 1, shuffle: bool = False, optimizer: str = "sgd",
@@ -683,7 +710,7 @@ class _EpochRunner:
     one: weights and optimizer state finite, and the loss of the chunk's last
     batch, recomputed with the updated weights, finite (the kernel only sees
     the loss before each step, so a last step to overflowing weights would
-    otherwise pass). If a check fails, the chunk is replayed batch by batch
+    otherwise pass). ``MLP._check_final_outputs`` covers the other rows. If a check fails, the chunk is replayed batch by batch
     from the last good state, applying the same checks after every step, to
     stop at the last step that passes them.
     """
@@ -699,6 +726,8 @@ class _EpochRunner:
         self.check_Y = np.empty((rows, Y.shape[1]), dtype=net.dtype)
         self.in_order = np.arange(X.shape[0])
         self.shuffled = np.empty_like(self.in_order)
+        self.input_magnitude = float(np.abs(X).max())
+        self.target_magnitude = float(np.abs(Y).max())
         self.chunk_rows = batch_size * max(1, 256 // batch_size)
         self.last_good = _Snapshot(net)
 
