@@ -1,6 +1,5 @@
 """Ctrl-C during fit, and several threads on one network."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +8,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 import cymlp
 from cymlp import MLP

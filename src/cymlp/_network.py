@@ -8,7 +8,6 @@ an epoch without returning to Python.
 
 import contextlib
 import math
-import numbers
 import threading
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -24,7 +23,7 @@ from ._threads import blas_threads, threads_for
 from .schedules import check_schedule
 from ._validation import (
     all_finite, as_matrix, check_bool, check_choice, check_dtype, check_float, check_int,
-    check_same_rows,
+    check_same_rows, check_seed,
 )
 
 INITIALIZERS = ("normal", "uniform", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
@@ -194,7 +193,7 @@ class MLP:
         self.bias = check_bool(bias, "bias")
         self.init = check_choice(init, "init", INITIALIZERS)
         self.dtype = check_dtype(dtype)
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self.backend, self._kernels = resolve_backend(backend)
         if n_threads is not None and check_int(n_threads, "n_threads", minimum=-1) == 0:
             raise ValueError("n_threads must be None, -1 (every core) or a positive integer; "
@@ -243,7 +242,7 @@ class MLP:
         -------
         self : MLP
         """
-        new_seed = self.seed if seed is None else _check_seed(seed)
+        new_seed = self.seed if seed is None else check_seed(seed)
         with self._exclusive("reset"):
             self.seed = new_seed
             self._reset()
@@ -825,17 +824,6 @@ def _optimizer_settings(optimizer, learning_rate, momentum, nesterov, weight_dec
                                                  inclusive_minimum=True)
         hyperparams[_layout.EPSILON] = check_float(eps, "eps")
     return _layout.OPTIMIZERS[optimizer], hyperparams
-
-
-def _check_seed(seed):
-    if seed is None or isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer, a numpy.random.SeedSequence "
-                        f"or None; got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed}")
-    return int(seed)
 
 
 def _check_layer_sizes(layer_sizes):

@@ -138,3 +138,20 @@ def check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {value!r}")
     return bool(value)
+
+
+def check_seed(seed, allow_generator=False):
+    """A seed for ``numpy.random.default_rng``: None, a non-negative integer or a
+    SeedSequence (and, with ``allow_generator``, a Generator)."""
+    kinds = (np.random.SeedSequence, np.random.Generator) if allow_generator else (
+        np.random.SeedSequence,)
+    if seed is None or isinstance(seed, kinds):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        accepted = ("a numpy.random.SeedSequence, a numpy.random.Generator"
+                    if allow_generator else "a numpy.random.SeedSequence")
+        raise TypeError(f"seed must be a non-negative integer, {accepted} or None; "
+                        f"got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed}")
+    return int(seed)

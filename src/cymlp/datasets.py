@@ -7,12 +7,11 @@ among A-J every pair of glyphs differs in at least 5 pixels, among all 26 in
 at least 4 (I and T).
 """
 
-import numbers
 from typing import Tuple, Union
 
 import numpy as np
 
-from ._validation import check_bool, check_float, check_int
+from ._validation import check_bool, check_float, check_int, check_seed
 
 # '#' = 1. A, B and C are the tutorial's letters, pixel for pixel.
 _LETTER_ROWS = {
@@ -152,7 +151,7 @@ def letters(letters: str = "ABC", n_per_letter: int = 1, noise: float = 0.0,
     n_per_letter = check_int(n_per_letter, "n_per_letter", minimum=1)
     noise = check_float(noise, "noise", minimum=0.0, maximum=0.5, inclusive_minimum=True)
     shift = check_bool(shift, "shift")
-    seed = _check_seed(seed)
+    seed = check_seed(seed, allow_generator=True)
     rng = np.random.default_rng(seed) if (noise or shift) else None
 
     glyphs = np.stack([letter_image(name) for name in names])   # (n_letters, 5, 6)
@@ -208,14 +207,3 @@ def _check_letters(letters):
         raise ValueError(f"letters must not repeat a letter; got {letters!r} "
                          f"(repeated: {', '.join(repeated)})")
     return names
-
-
-def _check_seed(seed):
-    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.Generator)):
-        return seed
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative integer, a numpy.random.SeedSequence, "
-                        f"a numpy.random.Generator or None; got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed}")
-    return int(seed)
