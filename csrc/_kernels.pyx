@@ -1,34 +1,34 @@
 """Compiled training and inference kernels of cymlp.
 
-Every function here has a twin of the same name and signature in
+Every name here has a twin of the same name and signature in
 ``cymlp/_numpy_kernels.py``, which is the readable reference; read that first.
-The Python layer (``cymlp/_network.py``) validates every argument before it
-calls in here: these kernels run without bounds checks and trust their inputs,
-apart from a few O(1) checks at each entry point that keep a mistake in the
-Python layer from writing outside a buffer.
-
-Data layout (shared with the NumPy backend, built by ``cymlp/_layout.py``):
+The Python layer (``cymlp/_network.py``, ``cymlp/_training.py``) validates
+every argument before it calls in here: these kernels run without bounds
+checks and trust their inputs, apart from a few O(1) checks at each entry
+point that keep a mistake in the Python layer from writing outside a buffer.
 
 * ``params``: one flat buffer; layer ``l`` has its weights ``W`` of shape
   ``(n_in, n_out)`` (row-major) at ``layout[l, W_OFFSET]`` and, when the
   network has biases, ``b`` of length ``n_out`` at ``layout[l, B_OFFSET]``
-  (``-1`` means no bias).
+  (``-1`` means no bias). ``cymlp/_params.py`` builds the layout.
 * ``layout``: ``intp`` array of shape ``(n_layers, 5)``, columns
   ``n_in, n_out, activation code, weight offset, bias offset``.
-* ``workspace``: flat scratch buffer holding, for ``capacity`` rows, the
-  activations of every layer, the output pre-activations and two delta
-  buffers (then room the NumPy backend uses for its scratch);
-  ``_layout.workspace_size`` gives its length.
+* The codes (activations, losses, optimizers) are ``cymlp/_codes.py``'s;
+  the ``cpdef enum``s below repeat them and a test checks that they agree.
+* A ``Trainer`` owns its workspace: for ``batch_size`` rows, the gathered
+  input, the activations of every layer, the output pre-activations and two
+  delta buffers (``activation_offset`` says where each starts).
 """
 # Cython directives are set in CMakeLists.txt (CYTHON_ARGS).
 
 from cython cimport floating
-from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
+from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite, INFINITY
 from libc.string cimport memcpy
-from libc.float cimport FLT_MIN, DBL_MIN
+from libc.stdint cimport int64_t
+from libc.float cimport FLT_MIN, DBL_MIN, FLT_MAX, DBL_MAX
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
-# Codes; they must match cymlp/_layout.py.
+# Layout columns (cymlp/_params.py).
 cdef enum:
     N_IN = 0
     N_OUT = 1
@@ -37,7 +37,8 @@ cdef enum:
     B_OFFSET = 4
     LAYOUT_COLUMNS = 5
 
-cdef enum:
+# The codes of cymlp/_codes.py (tests/test_backends.py checks that they agree).
+cpdef enum Activation:
     IDENTITY = 0
     SIGMOID = 1
     TANH = 2
@@ -45,18 +46,18 @@ cdef enum:
     LEAKY_RELU = 4
     SOFTMAX = 5
 
-cdef enum:
+cpdef enum Loss:
     MSE = 0
     BCE = 1
     CROSS_ENTROPY = 2
     TUTORIAL = 3    # reports MSE, descends along a - y (see cymlp.tutorial)
 
-cdef enum:
+cpdef enum Optimizer:
     SGD = 0
     ADAM = 1
 
 cdef enum:
-    # Indices into the ``hyperparams`` float64 vector.
+    # Indices into a Trainer's ``hyperparams``.
     LEARNING_RATE = 0
     MOMENTUM = 1
     NESTEROV = 2
@@ -66,7 +67,8 @@ cdef enum:
     EPSILON = 6
     N_HYPERPARAMS = 7
 
-cdef double LEAKY_SLOPE = 0.01
+LEAKY_SLOPE = 0.01  # cymlp/_codes.py
+cdef double C_LEAKY_SLOPE = LEAKY_SLOPE
 
 cdef extern from *:
     """
@@ -86,7 +88,7 @@ _CHECKED_BUILD = bool(CYMLP_CHECKED_BUILD)
 #            n=24 (576) 965 / 772; n=64 (4096) 4885 / 3216
 #   batch 8: n=8 (512) 346 / 128; n=16 (2048) 880 / 232
 # so the crossover sits at about 256 multiply-adds per product.
-cdef long SMALL_GEMM = 256
+cdef long long SMALL_GEMM = 256
 
 
 # ---------------------------------------------------------------- matrix products
@@ -111,6 +113,32 @@ cdef inline floating dot(Py_ssize_t n, const floating* x, const floating* y) noe
     for j in range(n - n % 4, n):
         s0 += x[j] * y[j]
     return (s0 + s1) + (s2 + s3)
+
+
+cdef inline double abs_sum(Py_ssize_t n, const floating* x) noexcept nogil:
+    """sum |x| in double, four partial sums; inf or NaN anywhere makes it non-finite."""
+    cdef Py_ssize_t j
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    for j in range(0, n - 3, 4):
+        s0 += fabs(x[j])
+        s1 += fabs(x[j + 1])
+        s2 += fabs(x[j + 2])
+        s3 += fabs(x[j + 3])
+    for j in range(n - n % 4, n):
+        s0 += fabs(x[j])
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef double max_abs(Py_ssize_t n, const floating* x) noexcept nogil:
+    """max |x|, or inf if any x is inf or NaN."""
+    cdef Py_ssize_t j
+    cdef floating top = 0, v
+    cdef bint bad = False
+    for j in range(n):
+        v = fabs(x[j])
+        top = v if v > top else top
+        bad |= (x[j] - x[j]) != 0      # NaN for inf and NaN only
+    return INFINITY if bad else top
 
 
 cdef void small_gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
@@ -152,7 +180,7 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
     """Row-major C(m x n) = alpha op(A) op(B) + beta C; BLAS for all but tiny products."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    if <long>m * n * k < SMALL_GEMM:
+    if <long long>m * n * k < SMALL_GEMM:
         small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     # BLAS is column-major: a row-major C is a column-major C^T = op(B)^T op(A)^T.
@@ -201,7 +229,7 @@ cdef void activate(int code, floating* a, const floating* bias, floating* z_out,
     cdef Py_ssize_t r, j
     cdef floating* row
     cdef floating v, top, total
-    cdef floating slope = <floating>LEAKY_SLOPE
+    cdef floating slope = <floating>C_LEAKY_SLOPE
     for r in range(rows):
         row = a + r * width
         if bias != NULL:
@@ -237,7 +265,7 @@ cdef void multiply_derivative(int code, floating* delta, const floating* a,
                               Py_ssize_t n) noexcept nogil:
     """delta *= f'(z), with f' written in terms of the output a = f(z)."""
     cdef Py_ssize_t i
-    cdef floating slope = <floating>LEAKY_SLOPE
+    cdef floating slope = <floating>C_LEAKY_SLOPE
     if code == SIGMOID:
         for i in range(n):
             delta[i] *= a[i] * (1 - a[i])
@@ -351,18 +379,22 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
         a_prev = a
 
 
-cdef void backward_batch(floating* params, const Py_ssize_t* layout,
-                         Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
-                         floating* workspace, Py_ssize_t capacity,
-                         floating* delta, floating* spare, floating* grad,
-                         double learning_rate) noexcept nogil:
+cdef double backward_batch(floating* params, const Py_ssize_t* layout,
+                           Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                           floating* workspace, Py_ssize_t capacity,
+                           floating* delta, floating* spare, floating* grad,
+                           double learning_rate) noexcept nogil:
     """Backpropagate delta = dLoss/dz of the output layer.
 
-    With ``grad``, write dLoss/dparams there. With ``grad`` NULL, apply plain
-    SGD on the fly instead, ``params -= learning_rate * dLoss/dparams``: each
-    layer's update is folded into the product that computes its gradient, so
-    the gradient is never stored (after that layer's weights have been used to
-    pass delta further back).
+    With ``grad``, write dLoss/dparams there and return 0. With ``grad``
+    NULL, apply plain SGD on the fly instead, ``params -= learning_rate *
+    dLoss/dparams``: each layer's update is folded into the product that
+    computes its gradient, so the gradient is never stored (after that
+    layer's weights have been used to pass delta further back). Then return
+    a bound on how far any parameter moved: for a layer, ``|lr a^T delta|``
+    is at most ``lr sum|a| sum|delta|`` (and its bias ``lr sum|delta|``), a
+    cheap sum over activations, not over the weights; non-finite if anything
+    was.
     """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
@@ -372,11 +404,22 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
     cdef floating bias_sum
     cdef floating alpha = 1 if grad != NULL else <floating>(-learning_rate)
     cdef floating beta = 0 if grad != NULL else 1
+    cdef double moved = 0, delta_sum, layer_moved
+    cdef int activation
     for l in range(n_layers - 1, -1, -1):
         row = layout + l * LAYOUT_COLUMNS
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity)
+        if grad == NULL:
+            delta_sum = abs_sum(rows * n_out, delta)
+            activation = <int>layout[(l - 1) * LAYOUT_COLUMNS + ACTIVATION] if l > 0 else -1
+            if activation == SIGMOID or activation == TANH or activation == SOFTMAX:
+                layer_moved = <double>(rows * n_in) * delta_sum   # |a| <= 1
+            else:
+                layer_moved = abs_sum(rows * n_in, a_prev) * delta_sum
+            layer_moved = fabs(learning_rate) * (layer_moved + delta_sum)
+            moved = layer_moved if not (layer_moved <= moved) else moved
         if l > 0:
             gemm(False, True, <int>rows, <int>n_in, <int>n_out, 1, delta, <int>n_out,
                  params + row[W_OFFSET], <int>n_out, 0, spare, <int>n_in)
@@ -400,6 +443,7 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
             swap = delta
             delta = spare
             spare = swap
+    return moved
 
 
 cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
@@ -428,11 +472,11 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
     return total
 
 
-cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
-                             Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
-                             floating* workspace, Py_ssize_t capacity, floating* grad,
-                             double learning_rate) noexcept nogil:
-    """backward_batch from the delta buffer that forward_loss filled."""
+cdef double backward_from_loss(floating* params, const Py_ssize_t* layout,
+                               Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                               floating* workspace, Py_ssize_t capacity, floating* grad,
+                               double learning_rate) noexcept nogil:
+    """backward_batch from the delta buffer that forward_loss filled; returns its bound."""
     cdef Py_ssize_t l, max_width = 0
     cdef Py_ssize_t n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
     cdef floating* delta = (workspace + activation_offset(layout, n_layers, capacity)
@@ -440,8 +484,8 @@ cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
     for l in range(n_layers):
         if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
             max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
-    backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
-                   delta + capacity * max_width, grad, learning_rate)
+    return backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
+                          delta + capacity * max_width, grad, learning_rate)
 
 
 # ---------------------------------------------------------------- optimizers
@@ -462,10 +506,11 @@ cdef extern from *:
     #endif
     #include <float.h>
     #define CYMLP_ADAM_UPDATE(T, TINY)                                            \
-    CYMLP_CLONES static void adam_update_##T(                                    \
+    CYMLP_CLONES static int adam_update_##T(                                     \
             Py_ssize_t n, T *params, const T *grad, T *first, T *second,        \
             double beta1, double beta2, double step_size,                       \
             double inverse_correction2, double eps) {                           \
+        int bad = 0;                                                            \
         for (Py_ssize_t i = 0; i < n; i++) {                                    \
             double g = grad[i];                                                 \
             double moment = first[i] + (1 - beta1) * (g - first[i]);            \
@@ -474,6 +519,9 @@ cdef extern from *:
             second[i] = (T)variance;                                            \
             params[i] = (T)(params[i] - step_size                               \
                             * (moment / (sqrt(variance) * inverse_correction2 + eps))); \
+            /* x - x is NaN exactly when x is inf or NaN */                     \
+            bad |= ((params[i] - params[i]) != 0) | ((first[i] - first[i]) != 0) \
+                   | ((second[i] - second[i]) != 0);                            \
         }                                                                       \
         /* Moments that decayed below the normal range are flushed to 0:     \
            subnormal arithmetic is many times slower, and they are far below \
@@ -483,27 +531,30 @@ cdef extern from *:
             first[i] = fabs(first[i]) >= TINY ? first[i] : (T)0;                \
             second[i] = second[i] >= TINY ? second[i] : (T)0;                   \
         }                                                                       \
+        return bad;                                                             \
     }
     CYMLP_ADAM_UPDATE(double, DBL_MIN)
     CYMLP_ADAM_UPDATE(float, FLT_MIN)
     """
-    void adam_update_double(Py_ssize_t n, double* params, const double* grad, double* first,
-                            double* second, double beta1, double beta2, double step_size,
-                            double inverse_correction2, double eps) noexcept nogil
-    void adam_update_float(Py_ssize_t n, float* params, const float* grad, float* first,
-                           float* second, double beta1, double beta2, double step_size,
+    int adam_update_double(Py_ssize_t n, double* params, const double* grad, double* first,
+                           double* second, double beta1, double beta2, double step_size,
                            double inverse_correction2, double eps) noexcept nogil
+    int adam_update_float(Py_ssize_t n, float* params, const float* grad, float* first,
+                          float* second, double beta1, double beta2, double step_size,
+                          double inverse_correction2, double eps) noexcept nogil
 
 
-cdef void optimizer_step(int optimizer_code, const double* hyperparams,
+cdef bint optimizer_step(int optimizer_code, const double* hyperparams,
                          floating* params, floating* grad, floating* state,
-                         Py_ssize_t n_params, long step) noexcept nogil:
+                         Py_ssize_t n_params, long long step) noexcept nogil:
     """One update of params from grad, as torch.optim.SGD / torch.optim.Adam do it.
 
     ``state`` holds two buffers of ``n_params``: the momentum buffer (SGD), or
     the first and second moments (Adam). ``step`` counts from 1. ``grad`` is
     overwritten. Each case is its own branch-free loop, so the compiler can
     vectorise it; Adam's loop is the multiversioned C function above.
+    Returns whether any parameter or state value came out inf or NaN (an
+    integer OR in the same loops, which keeps them vectorised).
     """
     cdef Py_ssize_t i
     cdef floating learning_rate = <floating>hyperparams[LEARNING_RATE]
@@ -511,6 +562,7 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
     cdef floating momentum = <floating>hyperparams[MOMENTUM]
     cdef double step_size, inverse_correction2
     cdef floating buffer
+    cdef bint bad = False
     # A momentum buffer that decays below the normal range is flushed to 0,
     # as Adam's moments are: subnormal arithmetic is many times slower.
     cdef floating tiny = FLT_MIN if floating is float else DBL_MIN
@@ -523,16 +575,19 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
         if momentum == 0:
             for i in range(n_params):
                 params[i] -= learning_rate * grad[i]
+                bad |= (params[i] - params[i]) != 0
         elif hyperparams[NESTEROV] != 0:
             for i in range(n_params):
                 buffer = momentum * first[i] + grad[i]
                 first[i] = buffer if fabs(buffer) >= tiny else 0
                 params[i] -= learning_rate * (grad[i] + momentum * first[i])
+                bad |= ((params[i] - params[i]) != 0) | ((first[i] - first[i]) != 0)
         else:
             for i in range(n_params):
                 buffer = momentum * first[i] + grad[i]
                 first[i] = buffer if fabs(buffer) >= tiny else 0
                 params[i] -= learning_rate * first[i]
+                bad |= ((params[i] - params[i]) != 0) | ((first[i] - first[i]) != 0)
     elif optimizer_code == ADAM:
         # torch divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the
         # reciprocal saves a division per parameter and differs only in the
@@ -540,21 +595,21 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
         step_size = hyperparams[LEARNING_RATE] / (1.0 - hyperparams[BETA1] ** step)
         inverse_correction2 = 1.0 / sqrt(1.0 - hyperparams[BETA2] ** step)
         if floating is float:
-            adam_update_float(n_params, params, grad, first, second, hyperparams[BETA1],
-                              hyperparams[BETA2], step_size, inverse_correction2,
-                              hyperparams[EPSILON])
+            bad = adam_update_float(n_params, params, grad, first, second, hyperparams[BETA1],
+                                    hyperparams[BETA2], step_size, inverse_correction2,
+                                    hyperparams[EPSILON])
         else:
-            adam_update_double(n_params, params, grad, first, second, hyperparams[BETA1],
-                               hyperparams[BETA2], step_size, inverse_correction2,
-                               hyperparams[EPSILON])
+            bad = adam_update_double(n_params, params, grad, first, second, hyperparams[BETA1],
+                                     hyperparams[BETA2], step_size, inverse_correction2,
+                                     hyperparams[EPSILON])
+    return bad
 
 
 # ---------------------------------------------------------------- entry points
 
 cdef Py_ssize_t check_layout(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_params,
-                             Py_ssize_t n_in, Py_ssize_t n_out,
-                             Py_ssize_t workspace_len, Py_ssize_t rows_needed) except -1:
-    """Capacity (rows) of the workspace; raises if a buffer is too small."""
+                             Py_ssize_t n_in, Py_ssize_t n_out) except -1:
+    """Width of a workspace row (see ``activation_offset``); raises if the layout is off."""
     cdef Py_ssize_t l, total = 0, max_width = 0, n_layers = layout.shape[0]
     cdef Py_ssize_t width, last_param
     if layout.shape[1] != LAYOUT_COLUMNS or n_layers < 1:
@@ -571,142 +626,313 @@ cdef Py_ssize_t check_layout(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_param
         total += width
         if width > max_width:
             max_width = width
-    # Per row: input, activations, output pre-activations, two deltas, then
-    # the NumPy backend's scratch (unused here; the layouts are shared).
-    width = (layout[0, N_IN] + total + layout[n_layers - 1, N_OUT] + 2 * max_width
-             + 3 * max_width + layout[n_layers - 1, N_OUT])
-    if workspace_len < width * rows_needed + n_params:
-        raise ValueError("workspace is too small")
-    return (workspace_len - n_params) // width
+    # Per row: input, activations, output pre-activations, two deltas.
+    return layout[0, N_IN] + total + layout[n_layers - 1, N_OUT] + 2 * max_width
 
 
 def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
-            const floating[:, ::1] X, floating[:, ::1] out, floating[::1] workspace):
-    """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), in blocks of rows."""
+            const floating[:, ::1] X, floating[:, ::1] out, Py_ssize_t block_rows):
+    """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), ``block_rows`` rows at a time."""
     cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0]
     cdef Py_ssize_t n_out = out.shape[1], start, rows
-    cdef Py_ssize_t capacity = check_layout(layout, params.shape[0], X.shape[1],
-                                            n_out, workspace.shape[0], 1)
-    if out.shape[0] != n_rows:
-        raise ValueError("out must have one row per row of X")
-    cdef floating* a_out = &workspace[0] + activation_offset(&layout[0, 0], n_layers, capacity)
+    cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], n_out)
+    if out.shape[0] != n_rows or block_rows < 1:
+        raise ValueError("out must have one row per row of X, and block_rows >= 1")
+    if n_rows == 0:
+        return
+    cdef floating[::1] workspace = _workspace(params, width * block_rows)
+    cdef floating* a_out = &workspace[0] + activation_offset(&layout[0, 0], n_layers, block_rows)
     with nogil:
         start = 0
         while start < n_rows:
-            rows = min(capacity, n_rows - start)
+            rows = min(block_rows, n_rows - start)
             forward_batch(&params[0], &layout[0, 0], n_layers, &X[start, 0], rows,
-                          &workspace[0], capacity, NULL)
+                          &workspace[0], block_rows, NULL)
             memcpy(&out[start, 0], a_out, rows * n_out * sizeof(floating))
             start += rows
 
 
-def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
-             int loss_code, const floating[:, ::1] X, const floating[:, ::1] Y,
-             floating[::1] workspace):
+def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
+             const floating[:, ::1] X, const floating[:, ::1] Y, Py_ssize_t block_rows):
     """(sum over rows of the loss, number of rows classified correctly)."""
     cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0]
     cdef Py_ssize_t start, rows, n_correct = 0
     cdef double total = 0
-    cdef Py_ssize_t capacity = check_layout(layout, params.shape[0], X.shape[1],
-                                            Y.shape[1], workspace.shape[0], 1)
-    if Y.shape[0] != n_rows:
-        raise ValueError("X and Y must have the same number of rows")
+    cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
+    if Y.shape[0] != n_rows or block_rows < 1:
+        raise ValueError("X and Y must have the same number of rows, and block_rows >= 1")
+    if n_rows == 0:
+        return 0.0, 0
+    cdef floating[::1] workspace = _workspace(params, width * block_rows)
     with nogil:
         start = 0
         while start < n_rows:
-            rows = min(capacity, n_rows - start)
-            total += forward_loss(&params[0], &layout[0, 0], n_layers, loss_code,
+            rows = min(block_rows, n_rows - start)
+            total += forward_loss(&params[0], &layout[0, 0], n_layers, loss,
                                   &X[start, 0], &Y[start, 0], NULL, rows,
-                                  &workspace[0], capacity, &n_correct)
+                                  &workspace[0], block_rows, &n_correct)
             start += rows
     return total, n_correct
 
 
-def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
-                  int loss_code, const floating[:, ::1] X, const floating[:, ::1] Y,
-                  floating[::1] grad, floating[::1] workspace):
+def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
+                  const floating[:, ::1] X, const floating[:, ::1] Y, floating[::1] grad):
     """grad = d(mean loss over the rows of X)/d params; returns that mean loss."""
     cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0], n_correct = 0
     cdef double total
-    cdef Py_ssize_t capacity = check_layout(layout, params.shape[0], X.shape[1],
-                                            Y.shape[1], workspace.shape[0], n_rows)
+    cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
     if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
+    cdef floating[::1] workspace = _workspace(params, width * n_rows)
     with nogil:
-        total = forward_loss(&params[0], &layout[0, 0], n_layers, loss_code,
+        total = forward_loss(&params[0], &layout[0, 0], n_layers, loss,
                              &X[0, 0], &Y[0, 0], NULL, n_rows, &workspace[0],
-                             capacity, &n_correct)
+                             n_rows, &n_correct)
         # params is only read when a gradient buffer is given.
         backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, &X[0, 0],
-                           n_rows, &workspace[0], capacity, &grad[0], 0.0)
+                           n_rows, &workspace[0], n_rows, &grad[0], 0.0)
     return total / n_rows
 
 
-def train_epoch(floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss_code,
-                const floating[:, ::1] X, const floating[:, ::1] Y,
-                const Py_ssize_t[::1] order, Py_ssize_t batch_size,
-                int optimizer_code, const double[::1] hyperparams,
-                floating[:, ::1] state, long long[::1] step, floating[::1] grad,
-                floating[::1] workspace):
-    """One optimizer step per batch of ``batch_size`` rows taken from X[order].
+cdef object _workspace(const floating[::1] like, Py_ssize_t size):
+    """A new scratch array of ``size`` elements in the dtype of ``like``."""
+    import numpy
+    return numpy.empty(size, dtype=numpy.float32 if floating is float else numpy.float64)
 
-    Returns ``(loss_sum, n_correct, rows_done)``: the summed per-row loss and
-    the correct classifications of the forward passes before each step, and the
-    rows used. A batch whose loss is not finite stops the loop before its step
-    is applied, so ``rows_done < len(order)`` signals divergence. ``step[0]``
-    counts the optimizer steps taken so far (Adam's t) and is advanced in
-    place, so params, state and step stay consistent even if Python is
-    interrupted right after the call.
+
+cdef class Trainer:
+    """Trains one network on ``(X, Y)``: built once per fit, run over chunks of rows.
+
+    It updates the network's ``params`` and optimizer ``state`` in place and
+    owns everything else a step needs: the workspace, the gradient, the step
+    count and a snapshot taken at the start of each ``run``.
+
+    A step is taken only if it keeps everything finite: a batch whose loss is
+    not finite stops the run before its step; a step that makes a parameter
+    or the optimizer state inf or NaN is undone (from the snapshot, replaying
+    the run's earlier steps, which gives the same bits) and stops the run.
+    Either way ``run`` returns fewer rows than it was given, and the network
+    is left after the last good step. Whether a run stops never depends on
+    how the caller cut the epoch into runs.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,)
+        The network's flat parameter buffer (updated in place).
+    layout : ndarray of shape (n_layers, 5), dtype intp
+    loss : int
+        A ``cymlp._codes.Loss``.
+    X : ndarray of shape (n_samples, n_features), same dtype as params
+    Y : ndarray of shape (n_samples, n_outputs), same dtype
+    batch_size : int
+    optimizer : cymlp.optim.SGD or cymlp.optim.Adam
+    state : ndarray of shape (2, n_params), same dtype
+        Momentum buffer, or Adam's moments (updated in place).
+    step : int
+        Optimizer steps taken so far (Adam's t).
     """
-    cdef Py_ssize_t n_layers = layout.shape[0], n_params = params.shape[0]
-    cdef Py_ssize_t n_in = X.shape[1], n_rows = order.shape[0]
-    cdef Py_ssize_t start = 0, rows, r, n_correct = 0, n_correct_batch
-    cdef double total = 0, batch_loss
+
+    cdef readonly object params, layout, X, Y, state
+    cdef object workspace, grad, backup
+    cdef readonly Py_ssize_t batch_size
+    cdef readonly long long step
+    cdef int loss_code, optimizer_code, n_layers
+    cdef Py_ssize_t n_params, capacity, n_in
+    cdef bint single, plain_sgd, keeps_state
+    cdef double hyperparams[N_HYPERPARAMS]
+    cdef void* params_data
+    cdef const void* X_data
+    cdef const void* Y_data
+    cdef void* state_data
+    cdef void* grad_data
+    cdef void* workspace_data
+    cdef void* backup_data
+    cdef const Py_ssize_t* layout_data
+
+    def __init__(self, params, layout, loss, X, Y, batch_size, optimizer, state, step):
+        import numpy
+        cdef const Py_ssize_t[:, ::1] layout_view = layout
+        cdef double[::1] p64
+        cdef float[::1] p32
+        dtype = params.dtype
+        self.single = dtype == numpy.float32
+        if not self.single and dtype != numpy.float64:
+            raise TypeError("params must be float32 or float64")
+        for name, array in (("X", X), ("Y", Y), ("state", state)):
+            if array.dtype != dtype or not array.flags.c_contiguous:
+                raise ValueError(f"{name} must be C-contiguous {dtype}")
+        self.n_params = params.shape[0]
+        width = check_layout(layout_view, self.n_params, X.shape[1], Y.shape[1])
+        if batch_size < 1 or Y.shape[0] != X.shape[0] or state.shape != (2, self.n_params):
+            raise ValueError("batch_size, X, Y or state do not match params")
+        if step < 0:
+            raise ValueError("step must be >= 0")
+        self.params, self.layout, self.X, self.Y, self.state = params, layout, X, Y, state
+        self.n_layers = layout.shape[0]
+        self.n_in = X.shape[1]
+        self.loss_code = int(loss)
+        self.batch_size = batch_size
+        self.capacity = max(1, min(batch_size, X.shape[0]))
+        self.step = step
+        self.optimizer_code = int(optimizer.code)
+        self.hyperparams[LEARNING_RATE] = optimizer.lr
+        self.hyperparams[MOMENTUM] = optimizer.momentum
+        self.hyperparams[NESTEROV] = bool(optimizer.nesterov)
+        self.hyperparams[WEIGHT_DECAY] = optimizer.weight_decay
+        self.hyperparams[BETA1] = optimizer.beta1
+        self.hyperparams[BETA2] = optimizer.beta2
+        self.hyperparams[EPSILON] = optimizer.eps
+        # Plain SGD needs no gradient buffer: backward_batch applies it on the fly.
+        self.plain_sgd = (self.optimizer_code == SGD and self.hyperparams[MOMENTUM] == 0
+                          and self.hyperparams[WEIGHT_DECAY] == 0)
+        self.keeps_state = not (self.optimizer_code == SGD and self.hyperparams[MOMENTUM] == 0)
+        self.grad = numpy.empty(self.n_params, dtype=dtype)
+        self.workspace = numpy.empty(width * self.capacity, dtype=dtype)
+        self.backup = numpy.empty(3 * self.n_params, dtype=dtype)
+        self.layout_data = &layout_view[0, 0]
+        self.params_data = numpy_data(params)
+        self.X_data = numpy_data(X) if X.shape[0] else NULL
+        self.Y_data = numpy_data(Y) if Y.shape[0] else NULL
+        self.state_data = numpy_data(state)
+        self.grad_data = numpy_data(self.grad)
+        self.workspace_data = numpy_data(self.workspace)
+        self.backup_data = numpy_data(self.backup)
+
+    @property
+    def learning_rate(self):
+        """The learning rate of the next steps (a schedule changes it per epoch)."""
+        return self.hyperparams[LEARNING_RATE]
+
+    @learning_rate.setter
+    def learning_rate(self, double value):
+        self.hyperparams[LEARNING_RATE] = value
+
+    def run(self, const Py_ssize_t[::1] order, Py_ssize_t start, Py_ssize_t stop):
+        """Train on the rows ``X[order[start:stop]]``, one step per batch.
+
+        Returns
+        -------
+        loss_sum : float
+            Sum over the rows trained of the loss measured before their step.
+        n_correct : int
+            Those rows classified correctly by the same forward passes.
+        rows_done : int
+            Rows trained; fewer than ``stop - start`` when a step would have
+            made the loss, a parameter or the optimizer state non-finite.
+        """
+        cdef Py_ssize_t r, n_rows = self.X.shape[0], n_correct = 0, rows_done
+        cdef double loss_sum = 0
+        if not 0 <= start <= stop <= order.shape[0]:
+            raise ValueError("start and stop must satisfy 0 <= start <= stop <= len(order)")
+        for r in range(start, stop):
+            if order[r] < 0 or order[r] >= n_rows:
+                raise ValueError("order holds a row index outside X")
+        if stop == start:
+            return 0.0, 0, 0
+        with nogil:
+            if self.single:
+                rows_done = train_rows(self, <float*>self.params_data, <const float*>self.X_data,
+                                       <const float*>self.Y_data, <float*>self.state_data,
+                                       <float*>self.grad_data, <float*>self.workspace_data,
+                                       <float*>self.backup_data, &order[start], stop - start,
+                                       &loss_sum, &n_correct)
+            else:
+                rows_done = train_rows(self, <double*>self.params_data,
+                                       <const double*>self.X_data, <const double*>self.Y_data,
+                                       <double*>self.state_data, <double*>self.grad_data,
+                                       <double*>self.workspace_data, <double*>self.backup_data,
+                                       &order[start], stop - start, &loss_sum, &n_correct)
+        return loss_sum, n_correct, rows_done
+
+
+cdef void* numpy_data(array) except NULL:
+    """The data pointer of a C-contiguous float or intp array (kept alive by its owner)."""
+    return <void*><size_t>array.ctypes.data
+
+
+cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const floating* Y,
+                           floating* state, floating* grad, floating* workspace,
+                           floating* backup, const Py_ssize_t* order, Py_ssize_t n_rows,
+                           double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
+    """``Trainer.run`` on typed pointers: the rows done, after undoing a bad step."""
+    cdef Py_ssize_t n = t.n_params, failed_at, rows_done = 0
+    cdef long long step_at_start = t.step
+    memcpy(backup, params, n * sizeof(floating))
+    if t.keeps_state:
+        memcpy(backup + n, state, 2 * n * sizeof(floating))
+    failed_at = train_batches(t, params, X, Y, state, grad, workspace, order, n_rows,
+                              loss_sum, n_correct, &rows_done)
+    if failed_at >= 0:
+        # The step of the batch starting at row failed_at made a value
+        # non-finite: go back to the snapshot and take the steps before it
+        # again (the same operations on the same values: the same bits).
+        memcpy(params, backup, n * sizeof(floating))
+        if t.keeps_state:
+            memcpy(state, backup + n, 2 * n * sizeof(floating))
+        t.step = step_at_start
+        loss_sum[0] = 0
+        n_correct[0] = 0
+        train_batches(t, params, X, Y, state, grad, workspace, order, failed_at,
+                      loss_sum, n_correct, &rows_done)
+    return rows_done
+
+
+cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
+                              const floating* Y, floating* state, floating* grad,
+                              floating* workspace, const Py_ssize_t* order, Py_ssize_t n_rows,
+                              double* loss_sum, Py_ssize_t* n_correct,
+                              Py_ssize_t* rows_done) noexcept nogil:
+    """One step per batch of ``X[order[:n_rows]]``.
+
+    Stops before the step of a batch whose loss is not finite (judged in the
+    network's precision: a float32 loss that only double can hold goes with
+    overflowed float32 deltas). Returns -1, or the first row of the batch
+    whose step made a parameter or the optimizer state inf or NaN.
+    ``rows_done`` counts the rows whose steps were taken.
+
+    For plain SGD, whose update is folded into the gradient products, the
+    check costs no pass over the parameters: ``bound`` is an upper bound on
+    every ``|param|`` (exact at the start, then increased by what each step
+    can move a parameter, ``backward_batch``'s return value); only if it
+    reaches half the largest float are the parameters themselves read.
+    """
+    cdef Py_ssize_t start = 0, rows, r, n_in = t.n_in, batch_correct
+    cdef double batch_loss
     cdef const floating* inputs
-    cdef floating* gathered
-    cdef Py_ssize_t capacity = check_layout(layout, n_params, n_in, Y.shape[1],
-                                            workspace.shape[0], min(batch_size, n_rows))
-    if batch_size < 1 or Y.shape[0] != X.shape[0] or grad.shape[0] != n_params:
-        raise ValueError("batch_size, X, Y or grad do not match")
-    if (state.shape[0] != 2 or state.shape[1] != n_params
-            or hyperparams.shape[0] != N_HYPERPARAMS or step.shape[0] != 1):
-        raise ValueError("state, hyperparams or step do not match params")
-    for r in range(n_rows):
-        if order[r] < 0 or order[r] >= X.shape[0]:
-            raise ValueError("order holds a row index outside X")
-    # Plain SGD needs no gradient buffer: backward_batch applies it on the fly.
-    cdef bint plain_sgd = (optimizer_code == SGD and hyperparams[MOMENTUM] == 0
-                           and hyperparams[WEIGHT_DECAY] == 0)
-    with nogil:
-        gathered = &workspace[0]  # the slot of layer 0
-        while start < n_rows:
-            rows = min(batch_size, n_rows - start)
-            if rows == 1:
-                inputs = &X[order[start], 0]
-            else:
-                for r in range(rows):
-                    memcpy(gathered + r * n_in, &X[order[start + r], 0],
-                           n_in * sizeof(floating))
-                inputs = gathered
-            n_correct_batch = 0
-            batch_loss = forward_loss(&params[0], &layout[0, 0], n_layers, loss_code,
-                                      inputs, &Y[0, 0], &order[start], rows,
-                                      &workspace[0], capacity, &n_correct_batch)
-            # Judged in the network's precision: a float32 loss that only double
-            # can hold goes with overflowed float32 deltas.
-            if not isfinite(<floating>batch_loss):
-                break
-            step[0] += 1
-            if plain_sgd:
-                backward_from_loss(&params[0], &layout[0, 0], n_layers, inputs, rows,
-                                   &workspace[0], capacity, NULL,
-                                   hyperparams[LEARNING_RATE])
-            else:
-                backward_from_loss(&params[0], &layout[0, 0], n_layers, inputs, rows,
-                                   &workspace[0], capacity, &grad[0], 0.0)
-                optimizer_step(optimizer_code, &hyperparams[0], &params[0], &grad[0],
-                               &state[0, 0], n_params, step[0])
-            total += batch_loss
-            n_correct += n_correct_batch
-            start += rows
-    return total, n_correct, start
+    cdef floating* gathered = workspace  # the slot of layer 0
+    cdef double limit = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
+    cdef double bound = max_abs(t.n_params, params) if t.plain_sgd else 0
+    rows_done[0] = 0
+    while start < n_rows:
+        rows = min(t.batch_size, n_rows - start)
+        if rows == 1:
+            inputs = X + order[start] * n_in
+        else:
+            for r in range(rows):
+                memcpy(gathered + r * n_in, X + order[start + r] * n_in, n_in * sizeof(floating))
+            inputs = gathered
+        batch_correct = 0
+        batch_loss = forward_loss(params, t.layout_data, t.n_layers, t.loss_code, inputs, Y,
+                                  order + start, rows, workspace, t.capacity, &batch_correct)
+        if not isfinite(<floating>batch_loss):
+            return -1
+        t.step += 1
+        if t.plain_sgd:
+            bound += backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows,
+                                        workspace, t.capacity, NULL,
+                                        t.hyperparams[LEARNING_RATE])
+            if not bound < limit:
+                bound = max_abs(t.n_params, params)
+                if not bound < INFINITY:
+                    return start
+        else:
+            backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
+                               t.capacity, grad, 0.0)
+            if optimizer_step(t.optimizer_code, t.hyperparams, params, grad, state,
+                              t.n_params, t.step):
+                return start
+        loss_sum[0] += batch_loss
+        n_correct[0] += batch_correct
+        start += rows
+        rows_done[0] = start
+    return -1

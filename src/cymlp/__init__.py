@@ -9,7 +9,7 @@
 import os
 from typing import Optional, Union
 
-from . import datasets, schedules
+from . import datasets, optim, schedules
 from ._backend import BackendWarning, available_backends
 from ._network import MLP, History, TrainingDiverged
 
@@ -42,4 +42,4 @@ def load(path: Union[str, "os.PathLike[str]"], backend: Optional[str] = None) ->
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "History", "TrainingDiverged", "BackendWarning", "available_backends", "load",
-           "datasets", "schedules", "__version__"]
+           "datasets", "optim", "schedules", "__version__"]

@@ -37,6 +37,8 @@ import zipfile
 
 import numpy as np
 
+from ._codes import OPTIMIZERS
+
 FORMAT_NAME = "cymlp-model"
 FORMAT_VERSION = 1
 MAX_METADATA_CHARS = 1 << 20
@@ -46,9 +48,8 @@ _REQUIRED = ("metadata.npy", "params.npy", "optimizer_state.npy", "step.npy")
 
 def save_network(net, path, extra=None, arrays=None):
     """Write ``net`` to ``path`` atomically (see the module docstring)."""
-    from ._layout import OPTIMIZERS
     path = os.fspath(path)
-    optimizer = {code: name for name, code in OPTIMIZERS.items()}.get(net._optimizer_code)
+    state = net.state_dict()
     metadata = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -60,16 +61,16 @@ def save_network(net, path, extra=None, arrays=None):
         "dtype": np.dtype(net.dtype).name,
         "seed": net.seed if isinstance(net.seed, int) else None,
         "n_threads": net.n_threads,
-        "optimizer": optimizer,
-        "rng_state": net._rng.bit_generator.state,
-        "history": _history_to_json(net.history),
+        "optimizer": state["optimizer"],
+        "rng_state": state["rng_state"],
+        "history": _history_to_json(state["history"]),
         "extra": {} if extra is None else extra,
     }
     members = {
         "metadata": np.array(json.dumps(metadata, allow_nan=False)),
-        "params": net.params,
-        "optimizer_state": net._state,
-        "step": net._step,
+        "params": state["params"],
+        "optimizer_state": state["optimizer_state"],
+        "step": np.array([state["step"]], dtype=np.int64),
     }
     for name, array in (arrays or {}).items():
         members[f"arrays/{name}"] = np.ascontiguousarray(array, dtype=np.float64)
@@ -156,16 +157,13 @@ def _read(archive, path, backend, MLP):
     if step[0] < 0 or (state[1] < 0).any():
         fail("its optimizer state is inconsistent (negative step or second moment)")
     optimizer = metadata.get("optimizer")
-    from ._layout import OPTIMIZERS
     if optimizer is not None and (not isinstance(optimizer, str) or optimizer not in OPTIMIZERS):
         fail(f"unknown optimizer {optimizer!r}")
-    net._params[...] = params
-    net._state[...] = state
-    net._step[...] = step
-    net._optimizer_code = None if optimizer is None else OPTIMIZERS[optimizer]
     try:
-        net._rng.bit_generator.state = metadata["rng_state"]
-        net.history = _history_from_json(metadata.get("history") or {})
+        history = _history_from_json(metadata.get("history") or {})
+        net.load_state_dict({"params": params, "optimizer_state": state, "step": int(step[0]),
+                             "optimizer": optimizer, "rng_state": metadata["rng_state"],
+                             "history": history})
     except (KeyError, TypeError, ValueError) as error:
         fail(f"its generator state or history is invalid ({error})")
     extra = metadata.get("extra", {})
@@ -266,7 +264,7 @@ def _json_float(value):
 
 
 def _history_from_json(data):
-    from ._network import History
+    from ._training import History
     if not isinstance(data, dict):
         raise TypeError("history must be an object")
     lists = {}

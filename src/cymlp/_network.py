@@ -1,100 +1,75 @@
-"""The multi-layer perceptron: parameters, training loop and inference.
+"""The multi-layer perceptron: construction, parameters, inference and state.
 
 ``MLP`` owns one flat parameter buffer (``params``); ``weights[l]`` and
-``biases[l]`` are views into it. Training hands that buffer, a small integer
-layout and the data to a backend's ``train_epoch``, which runs whole chunks of
-an epoch without returning to Python.
+``biases[l]`` are views into it. ``fit`` checks its arguments and hands the
+training to ``cymlp/_training.py``, which drives a backend ``Trainer``.
 """
 
 import contextlib
+import copy
 import math
-import threading
-from dataclasses import dataclass, field
-from time import perf_counter
 import os
+import threading
+from collections.abc import Sequence as SequenceABC
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from . import _layout
+from . import _params
 from ._backend import resolve_backend
+from ._codes import (
+    ACTIVATIONS, HIDDEN_ACTIVATIONS, INITIALIZERS, LOSS_OUTPUTS, LOSSES, OPTIMIZERS,
+    OUTPUT_ACTIVATIONS, Optimizer, classify,
+)
 from ._threads import blas_threads, threads_for
-from .schedules import check_schedule
+from ._training import FitSettings, History, TrainingDiverged, fit as _fit
 from ._validation import (
-    all_finite, as_matrix, check_bool, check_choice, check_dtype, check_float, check_int,
+    as_matrix, check_bool, check_choice, check_dtype, check_float, check_int,
     check_same_rows, check_seed,
 )
+from .optim import make_optimizer
+from .schedules import check_schedule
 
-INITIALIZERS = ("normal", "uniform", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax",)
-# Output activations each loss is defined on.
-LOSS_OUTPUTS = {
-    "mse": OUTPUT_ACTIVATIONS,
-    "bce": ("sigmoid",),
-    "cross_entropy": ("softmax",),
-}
-OPTIMIZERS = tuple(_layout.OPTIMIZERS)
-
-# Time per training kernel call: short enough that Ctrl-C and progress come
-# back quickly, long enough that the call overhead is invisible.
-CHUNK_SECONDS = 0.05
-MAX_CHUNK_ROWS = 1 << 20
-# Workspace elements per inference block: about 4 MB in float64, so a block's
-# activations stay in cache while BLAS still sees hundreds of rows.
-INFERENCE_BLOCK_ELEMENTS = 1 << 19
+__all__ = ["MLP", "History", "TrainingDiverged"]
 
 
-class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite; lower the learning rate."""
+class LayerViews(SequenceABC):
+    """The read-only sequence ``MLP.weights`` / ``MLP.biases``: views into ``params``.
 
-
-@dataclass
-class History:
-    """What ``MLP.fit`` measured, one entry per epoch.
-
-    Attributes
-    ----------
-    loss : list of float
-        Mean training loss over the epoch, from the forward pass of each
-        batch before its update (as the tutorial records it).
-    accuracy : list of float
-        Share of training rows classified correctly by those same forward
-        passes (argmax of output equals argmax of target; for one output,
-        both thresholded at 0.5).
-    val_loss, val_accuracy : list of float
-        The same on the validation data after each epoch (empty without).
-    learning_rate : list of float
-        The learning rate used in each epoch.
-    stopped_early : bool
-        Whether early stopping ended the training.
-    best_epoch : int or None
-        With early stopping, the epoch (from 1) whose weights were restored.
+    Its items cannot be replaced (that would unlink them from ``params``);
+    write into them instead: ``net.weights[l][...] = W``.
     """
 
-    loss: list = field(default_factory=list)
-    accuracy: list = field(default_factory=list)
-    val_loss: list = field(default_factory=list)
-    val_accuracy: list = field(default_factory=list)
-    learning_rate: list = field(default_factory=list)
-    stopped_early: bool = False
-    best_epoch: Optional[int] = None
+    def __init__(self, arrays, name):
+        self._arrays, self._name = tuple(arrays), name
 
-    @property
-    def epochs(self) -> int:
-        """Number of epochs completed."""
-        return len(self.loss)
+    def __getitem__(self, index):
+        return self._arrays[index]
 
-    def summary(self, epoch: int = -1) -> str:
-        """One line on an epoch: ``Epoch: N, Loss: L, Accuracy: A%`` (and validation)."""
-        number = self.epochs if epoch == -1 else epoch + 1
-        text = (f"Epoch: {number}, Loss: {self.loss[epoch]:.6f}, "
-                f"Accuracy: {100 * self.accuracy[epoch]:.2f}%")
-        if self.val_loss:
-            text += (f", Val loss: {self.val_loss[epoch]:.6f}, "
-                     f"Val accuracy: {100 * self.val_accuracy[epoch]:.2f}%")
-        return text
+    def __len__(self):
+        return len(self._arrays)
+
+    def __setitem__(self, index, value):
+        raise TypeError(f"{self._name}[{index}] cannot be replaced: it is a view into "
+                        f"net.params; assign into it instead, {self._name}[{index}][...] = "
+                        "new_values")
+
+    def __add__(self, other):
+        return list(self) + list(other)
+
+    def __radd__(self, other):
+        return list(other) + list(self)
+
+    def __eq__(self, other):
+        if not isinstance(other, (list, tuple, LayerViews)) or len(other) != len(self):
+            return NotImplemented if not isinstance(other, (list, tuple)) else False
+        return all(np.array_equal(a, b) for a, b in zip(self, other))
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"{self._name}: {list(self._arrays)!r}"
 
 
 class MLP:
@@ -199,10 +174,11 @@ class MLP:
             raise ValueError("n_threads must be None, -1 (every core) or a positive integer; "
                              "got 0")
         self.n_threads = n_threads
-        self._loss_code = _layout.LOSSES[self.loss_name]
-        self._layout, n_params = _layout.build_layout(
-            self.layer_sizes, [_layout.ACTIVATIONS[name] for name in self.activations], self.bias)
+        self._loss_code = LOSSES[self.loss_name]
+        self._layout, n_params = _params.build_layout(
+            self.layer_sizes, [ACTIVATIONS[name] for name in self.activations], self.bias)
         self._params = np.zeros(n_params, dtype=self.dtype)
+        self._optimizer_state = np.zeros((2, n_params), dtype=self.dtype)
         self._training_lock = threading.Lock()
         self._make_views()
         self.reset()
@@ -210,14 +186,29 @@ class MLP:
     # ------------------------------------------------------------ parameters
 
     def _make_views(self):
-        self.weights, self.biases = [], []
-        for row in self._layout:
-            n_in, n_out = int(row[_layout.N_IN]), int(row[_layout.N_OUT])
-            start = int(row[_layout.W_OFFSET])
-            self.weights.append(self._params[start:start + n_in * n_out].reshape(n_in, n_out))
-            if row[_layout.B_OFFSET] >= 0:
-                start = int(row[_layout.B_OFFSET])
-                self.biases.append(self._params[start:start + n_out])
+        weights, biases = _params.layer_views(self._params, self._layout)
+        self._weights = LayerViews(weights, "weights")
+        self._biases = LayerViews(biases, "biases")
+
+    @property
+    def weights(self) -> LayerViews:
+        """Read-only sequence: ``weights[l]`` of shape ``(n_in, n_out)``, a view into ``params``."""
+        return self._weights
+
+    @weights.setter
+    def weights(self, value):
+        raise AttributeError("net.weights cannot be replaced: write into its arrays, "
+                             "net.weights[l][...] = W (or set net.params[...] = flat)")
+
+    @property
+    def biases(self) -> LayerViews:
+        """Read-only sequence: ``biases[l]`` of shape ``(n_out,)``; empty when ``bias=False``."""
+        return self._biases
+
+    @biases.setter
+    def biases(self, value):
+        raise AttributeError("net.biases cannot be replaced: write into its arrays, "
+                             "net.biases[l][...] = b (or set net.params[...] = flat)")
 
     @property
     def params(self) -> np.ndarray:
@@ -254,10 +245,33 @@ class MLP:
             weights[...] = _initial_weights(self.init, weights.shape, self._rng)
         for bias in self.biases:
             bias[...] = 0
-        self._state = np.zeros((2, self.n_params), dtype=self.dtype)
-        self._step = np.zeros(1, dtype=np.int64)
-        self._optimizer_code = None
+        self._forget_optimizer()
+        self._validation_rows = None
         self.history = History()
+
+    def reset_optimizer(self) -> "MLP":
+        """Forget the optimizer state (momentum buffer, Adam moments, step count).
+
+        The next ``fit`` starts its optimizer afresh, as if it were the first.
+
+        Returns
+        -------
+        self : MLP
+        """
+        with self._exclusive("reset the optimizer of"):
+            self._forget_optimizer()
+        return self
+
+    def _forget_optimizer(self):
+        self._optimizer_state[...] = 0
+        self._step = 0
+        self._optimizer_kind = None
+
+    def _start_optimizer(self, optimizer):
+        """Start fresh optimizer state when the kind of optimizer changes."""
+        if self._optimizer_kind != optimizer.code:
+            self._forget_optimizer()
+            self._optimizer_kind = optimizer.code
 
     @contextlib.contextmanager
     def _exclusive(self, action):
@@ -278,10 +292,10 @@ class MLP:
     # ------------------------------------------------------------ training
 
     def fit(self, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10,
-            learning_rate: float = 0.1, batch_size: int = 1, shuffle: bool = True,
-            verbose: bool = False, optimizer: str = "sgd", momentum: float = 0.0,
-            nesterov: bool = False, weight_decay: float = 0.0,
-            betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+            learning_rate: Optional[float] = None, batch_size: int = 1, shuffle: bool = True,
+            verbose: bool = False, optimizer: Any = "sgd", momentum: Optional[float] = None,
+            nesterov: Optional[bool] = None, weight_decay: Optional[float] = None,
+            betas: Optional[Tuple[float, float]] = None, eps: Optional[float] = None,
             lr_schedule: Any = None,
             validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None,
             validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
@@ -300,7 +314,8 @@ class MLP:
             Passes over the data.
         learning_rate : float, default=0.1
             Step size (``lr`` of ``torch.optim.SGD`` / ``torch.optim.Adam``);
-            ``lr_schedule`` may change it per epoch.
+            ``lr_schedule`` may change it per epoch. Not with an optimizer
+            object, which carries its own ``lr``.
         batch_size : int, default=1
             Rows per update; 1 is the tutorial's per-sample training. The
             gradient is that of the batch-mean loss; the last, partial batch
@@ -311,12 +326,15 @@ class MLP:
         verbose : bool, default=False
             Print ``Epoch: N, Loss: L, Accuracy: A%`` (and validation
             figures) after each epoch.
-        optimizer : {"sgd", "adam"}, default="sgd"
-            ``torch.optim.SGD`` or ``torch.optim.Adam`` semantics, one
-            parameter group. The optimizer state (momentum buffer, Adam
-            moments and step count) persists across ``fit`` and
-            ``partial_fit`` calls and starts afresh when the optimizer changes
-            or on ``reset()``.
+        optimizer : {"sgd", "adam"} or a ``cymlp.optim`` object, default="sgd"
+            ``cymlp.optim.SGD(lr, momentum, nesterov, weight_decay)`` or
+            ``cymlp.optim.Adam(lr, betas, eps, weight_decay)``: the semantics
+            of ``torch.optim.SGD`` / ``torch.optim.Adam``, one parameter
+            group. A name takes its options from the arguments below. The
+            optimizer state (momentum buffer, Adam moments and step count)
+            persists across ``fit`` and ``partial_fit`` calls and starts
+            afresh when the kind of optimizer changes, on
+            ``reset_optimizer()`` or on ``reset()``.
         momentum : float, default=0.0
             SGD momentum (``torch.optim.SGD(momentum=...)``, dampening 0).
         nesterov : bool, default=False
@@ -341,10 +359,15 @@ class MLP:
         validation_split : float, default=0.0
             Instead of ``validation_data``: hold out this share of the rows
             (a random subset drawn from the network's seed) for validation.
+            The subset is drawn once per network and reused by later fits on
+            data of the same size (it is part of ``state_dict()`` and saved
+            with the model), so a continued fit never validates on rows it
+            trained on.
         early_stopping : bool, default=False
             Stop when the validation loss has not improved by more than
             ``min_delta`` for ``patience`` epochs, and restore the weights
-            (and optimizer state) of the best epoch. Needs validation data.
+            (and optimizer state) of the best epoch, also when the epochs run
+            out or Ctrl-C interrupts the fit. Needs validation data.
         patience : int, default=10
             Epochs without improvement before stopping.
         min_delta : float, default=0.0
@@ -365,135 +388,33 @@ class MLP:
             is left at the last step whose loss and weights were finite.
         """
         X, Y = self._check_data(X, Y)
-        epochs = check_int(epochs, "epochs", minimum=1)
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
-        shuffle = check_bool(shuffle, "shuffle")
-        verbose = check_bool(verbose, "verbose")
-        optimizer_code, hyperparams = _optimizer_settings(
-            optimizer, learning_rate, momentum, nesterov, weight_decay, betas, eps)
-        schedule = check_schedule(lr_schedule)
-        early_stopping = check_bool(early_stopping, "early_stopping")
-        patience = check_int(patience, "patience", minimum=1)
-        min_delta = check_float(min_delta, "min_delta", inclusive_minimum=True)
+        settings = FitSettings(
+            epochs=check_int(epochs, "epochs", minimum=1),
+            batch_size=check_int(batch_size, "batch_size", minimum=1),
+            shuffle=check_bool(shuffle, "shuffle"),
+            schedule=check_schedule(lr_schedule),
+            verbose=check_bool(verbose, "verbose"),
+            early_stopping=check_bool(early_stopping, "early_stopping"),
+            patience=check_int(patience, "patience", minimum=1),
+            min_delta=check_float(min_delta, "min_delta", inclusive_minimum=True),
+            callback=callback)
+        optimizer = make_optimizer(optimizer, learning_rate, momentum, nesterov, weight_decay,
+                                   betas, eps)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable or None; got {callback!r}")
-        X, Y, X_val, Y_val = self._validation_split(X, Y, validation_data, validation_split)
-        if early_stopping and X_val is None:
-            raise ValueError("early_stopping=True needs validation_data or validation_split > 0")
-
         with self._exclusive("fit"):
-            return self._fit_checked(X, Y, X_val, Y_val, epochs, batch_size, shuffle, verbose,
-                                     optimizer_code, hyperparams, schedule, early_stopping,
-                                     patience, min_delta, callback)
+            X, Y, X_val, Y_val = self._validation_split(X, Y, validation_data, validation_split)
+            if settings.early_stopping and X_val is None:
+                raise ValueError("early_stopping=True needs validation_data or "
+                                 "validation_split > 0")
+            return _fit(self, X, Y, X_val, Y_val, optimizer, settings)
 
-    def _fit_checked(self, X, Y, X_val, Y_val, epochs, batch_size, shuffle, verbose,
-                     optimizer_code, hyperparams, schedule, early_stopping, patience, min_delta,
-                     callback):
-        self._set_optimizer(optimizer_code)
-        runner = _EpochRunner(self, X, Y, batch_size, optimizer_code, hyperparams)
-        val_workspace = None if X_val is None else self._inference_workspace(X_val.shape[0])
-        best = _Snapshot(self) if early_stopping else None
-        history = self.history = History()
-        base_rate = hyperparams[_layout.LEARNING_RATE]
-        with blas_threads(threads_for(self._layout, min(batch_size, X.shape[0]),
-                                      self.n_threads)):
-            self._run_epochs(runner, history, epochs, schedule, base_rate, shuffle, verbose,
-                             callback, X_val, Y_val, val_workspace, best, min_delta, patience)
-        if early_stopping:
-            best.restore()
-        return history
-
-    def _run_epochs(self, runner, history, epochs, schedule, base_rate, shuffle, verbose,
-                    callback, X_val, Y_val, val_workspace, best, min_delta, patience):
-        hyperparams = runner.hyperparams
-        best_loss, epochs_without_improvement = math.inf, 0
-        epoch_start = _Snapshot(self)
-        for epoch in range(epochs):
-            epoch_start.save()
-            hyperparams[_layout.LEARNING_RATE] = schedule(base_rate, epoch)
-            loss, accuracy = runner.run(epoch + 1, shuffle)
-            history.loss.append(loss)
-            history.accuracy.append(accuracy)
-            history.learning_rate.append(float(hyperparams[_layout.LEARNING_RATE]))
-            if X_val is not None:
-                val_sum, val_correct = self._kernels.evaluate(
-                    self._params, self._layout, self._loss_code, X_val, Y_val, val_workspace)
-                with np.errstate(over="ignore"):
-                    finite = bool(np.isfinite(self.dtype(val_sum)))
-                if not finite:
-                    for values in (history.loss, history.accuracy, history.learning_rate):
-                        values.pop()
-                    epoch_start.restore()
-                    raise TrainingDiverged(
-                        f"training diverged in epoch {epoch + 1}: the validation loss became "
-                        "NaN or infinite; try a smaller learning_rate. The network was left as "
-                        "it was at the start of that epoch.")
-                history.val_loss.append(val_sum / X_val.shape[0])
-                history.val_accuracy.append(val_correct / X_val.shape[0])
-            if verbose:
-                print(history.summary(), flush=True)
-            if callback is not None:
-                callback(epoch + 1, history)
-            if best is not None:
-                if history.val_loss[-1] < best_loss - min_delta:
-                    best_loss, epochs_without_improvement = history.val_loss[-1], 0
-                    history.best_epoch = epoch + 1
-                    best.save()
-                else:
-                    epochs_without_improvement += 1
-                    if epochs_without_improvement >= patience:
-                        history.stopped_early = True
-                        break
-        self._check_final_outputs(runner, history, epoch_start)
-
-    def _check_final_outputs(self, runner, history, epoch_start):
-        """Raise TrainingDiverged if the trained network overflows on its training rows.
-
-        The kernels see each batch's loss before its step, and the runner
-        checks each chunk's last batch after it; the rows trained earlier in
-        an epoch could still overflow with the final weights. A bound settles
-        it cheaply in all but extreme cases: with |x| <= m, each layer's
-        pre-activations are at most m times the largest column sum of |W|
-        (plus |b|), and sigmoid, tanh and softmax outputs at most 1. Only when
-        that bound comes near the dtype's range is the full forward pass run.
-        """
-        safe = 1e-3 * math.sqrt(float(np.finfo(self.dtype).max)) / (1 + runner.target_magnitude)
-        if self._output_bound(runner.input_magnitude) < safe:
-            return
-        loss_sum, _ = self._kernels.evaluate(self._params, self._layout, self._loss_code,
-                                             runner.X, runner.Y,
-                                             self._inference_workspace(runner.X.shape[0]))
-        with np.errstate(over="ignore"):
-            if np.isfinite(self.dtype(loss_sum)):
-                return
-        kept = history.epochs - 1
-        for values in (history.loss, history.accuracy, history.learning_rate,
-                       history.val_loss, history.val_accuracy):
-            del values[kept:]
-        epoch_start.restore()
-        raise TrainingDiverged(
-            f"training diverged in epoch {kept + 1}: with the weights it ended with, the loss "
-            "on the training data is NaN or infinite; try a smaller learning_rate. The network "
-            "was left as it was at the start of that epoch.")
-
-    def _output_bound(self, input_magnitude):
-        """A bound on |pre-activation| in every layer for inputs with |x| <= input_magnitude."""
-        entering, largest = float(input_magnitude), 0.0
-        with np.errstate(over="ignore", invalid="ignore"):
-            for layer, weights in enumerate(self.weights):
-                bias = float(np.abs(self.biases[layer]).max()) if self.biases else 0.0
-                pre_activation = entering * float(np.abs(weights).sum(axis=0).max()) + bias
-                largest = max(largest, pre_activation)
-                # |f(z)| <= 1 for these, <= |z| for relu, leaky_relu and identity.
-                bounded = self.activations[layer] in ("sigmoid", "tanh", "softmax")
-                entering = 1.0 if bounded else pre_activation
-        return largest if np.isfinite(largest) else np.inf
-
-    def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: float = 0.1,
-                    batch_size: int = 1, shuffle: bool = False, optimizer: str = "sgd",
-                    momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-                    betas: Tuple[float, float] = (0.9, 0.999),
-                    eps: float = 1e-8) -> "History":
+    def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: Optional[float] = None,
+                    batch_size: int = 1, shuffle: bool = False, optimizer: Any = "sgd",
+                    momentum: Optional[float] = None, nesterov: Optional[bool] = None,
+                    weight_decay: Optional[float] = None,
+                    betas: Optional[Tuple[float, float]] = None,
+                    eps: Optional[float] = None) -> "History":
         """One pass over the given rows, keeping the optimizer state (online learning).
 
         ``partial_fit`` called n times on the same data equals
@@ -509,12 +430,114 @@ class MLP:
                         shuffle=shuffle, optimizer=optimizer, momentum=momentum,
                         nesterov=nesterov, weight_decay=weight_decay, betas=betas, eps=eps)
 
-    def _set_optimizer(self, optimizer_code):
-        """Start fresh optimizer state when the optimizer changes."""
-        if self._optimizer_code != optimizer_code:
-            self._state[...] = 0
-            self._step[...] = 0
-            self._optimizer_code = optimizer_code
+    def loss_and_grad(self, X: ArrayLike, Y: ArrayLike) -> Tuple[float, np.ndarray]:
+        """The mean loss over the rows and its gradient with respect to ``params``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        Y : array-like of shape (n_samples, n_outputs)
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray of shape (n_params,)
+            In the network's dtype, laid out as ``params``.
+        """
+        X, Y = self._check_data(X, Y)
+        if X.shape[0] == 0:
+            raise ValueError("X must have at least one row")
+        grad = np.empty_like(self._params)
+        with blas_threads(threads_for(self._layout, X.shape[0], self.n_threads)):
+            loss = self._kernels.loss_and_grad(self._params, self._layout, self._loss_code, X,
+                                               Y, grad)
+        return loss, grad
+
+    # ------------------------------------------------------------ state
+
+    def state_dict(self) -> dict:
+        """Everything that training changes, as plain values and copied arrays.
+
+        Returns
+        -------
+        dict
+            ``params`` (ndarray of shape (n_params,)), ``optimizer_state``
+            (ndarray of shape (2, n_params): momentum buffer or Adam's
+            moments), ``step`` (int, optimizer steps taken), ``optimizer``
+            ("sgd", "adam" or None before any fit), ``rng_state`` (the
+            shuffling generator's state), ``validation_rows`` (the rows held
+            out by ``validation_split``: None, or a dict with ``n_rows``,
+            ``fraction`` and ``rows``) and ``history`` (a copy of the last
+            ``History``). ``load_state_dict`` puts them back.
+        """
+        kind = self._optimizer_kind
+        validation = self._validation_rows
+        return {
+            "params": self._params.copy(),
+            "optimizer_state": self._optimizer_state.copy(),
+            "step": int(self._step),
+            "optimizer": None if kind is None else Optimizer(kind).name.lower(),
+            "rng_state": copy.deepcopy(self._rng.bit_generator.state),
+            "validation_rows": None if validation is None else {
+                "n_rows": validation["n_rows"], "fraction": validation["fraction"],
+                "rows": validation["rows"].copy()},
+            "history": copy.deepcopy(self.history),
+        }
+
+    def load_state_dict(self, state: dict) -> "MLP":
+        """Restore what ``state_dict`` returned, for a network of the same architecture.
+
+        Every entry is checked before anything is changed: a ``ValueError``
+        or ``TypeError`` names the entry at fault and leaves the network as
+        it was.
+
+        Parameters
+        ----------
+        state : dict
+            As returned by :meth:`state_dict`; ``history`` and
+            ``validation_rows`` may be left out.
+
+        Returns
+        -------
+        self : MLP
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from state_dict(); got {type(state).__name__}")
+        missing = [key for key in ("params", "optimizer_state", "step", "optimizer",
+                                   "rng_state") if key not in state]
+        if missing:
+            raise ValueError(f"state lacks {', '.join(missing)}")
+        params = _state_array(state["params"], "params", self.dtype, (self.n_params,))
+        optimizer_state = _state_array(state["optimizer_state"], "optimizer_state", self.dtype,
+                                       (2, self.n_params))
+        step = state["step"]
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
+                or step < 0:
+            raise ValueError(f"state['step'] must be an integer >= 0; got {step!r}")
+        if (optimizer_state[1] < 0).any():
+            raise ValueError("state['optimizer_state'][1] (Adam's second moment) must be >= 0")
+        name = state["optimizer"]
+        if name is not None and name not in OPTIMIZERS:
+            raise ValueError(f"state['optimizer'] must be None or one of "
+                             f"{', '.join(map(repr, OPTIMIZERS))}; got {name!r}")
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = state["rng_state"]
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"state['rng_state'] is not a generator state ({error})") from None
+        validation = _state_validation_rows(state.get("validation_rows"))
+        history = state.get("history", History())
+        if not isinstance(history, History):
+            raise TypeError(f"state['history'] must be a History; got {type(history).__name__}")
+        with self._exclusive("load the state of"):
+            self._params[...] = params
+            self._optimizer_state[...] = optimizer_state
+            self._step = int(step)
+            self._optimizer_kind = None if name is None else OPTIMIZERS[name]
+            self._rng = rng
+            self._validation_rows = validation
+            self.history = copy.deepcopy(history)
+        return self
 
     def _validation_split(self, X, Y, validation_data, validation_split):
         """(X_train, Y_train, X_val, Y_val); the validation pair may be None."""
@@ -536,9 +559,16 @@ class MLP:
         if n_val >= X.shape[0]:
             raise ValueError(f"validation_split={validation_split} leaves no training rows "
                              f"out of {X.shape[0]}")
-        held_out = self._rng.permutation(X.shape[0])[:n_val]
+        saved = self._validation_rows
+        if saved is None or (saved["n_rows"], saved["fraction"]) != (X.shape[0],
+                                                                     validation_split):
+            # Drawn once per network and data size: a continued fit validates
+            # on the same rows, never on rows it has trained on.
+            held_out = np.sort(self._rng.permutation(X.shape[0])[:n_val])
+            saved = self._validation_rows = {"n_rows": X.shape[0],
+                                             "fraction": validation_split, "rows": held_out}
         is_val = np.zeros(X.shape[0], dtype=bool)
-        is_val[held_out] = True
+        is_val[saved["rows"]] = True
         return X[~is_val], Y[~is_val], X[is_val], Y[is_val]
 
     # ------------------------------------------------------------ saving
@@ -578,9 +608,9 @@ class MLP:
         """
         X = self._check_inputs(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        workspace = self._inference_workspace(X.shape[0])
-        with self._inference_threads(workspace):
-            self._kernels.forward(self._params, self._layout, X, out, workspace)
+        rows = _params.block_rows(self._layout, X.shape[0])
+        with blas_threads(threads_for(self._layout, rows, self.n_threads)):
+            self._kernels.forward(self._params, self._layout, X, out, rows)
         return out
 
     def classify(self, X: ArrayLike) -> np.ndarray:
@@ -595,10 +625,7 @@ class MLP:
         ndarray of shape (n_samples,), dtype intp
             Argmax of the outputs; with a single output, 1 where it exceeds 0.5.
         """
-        outputs = self.predict(X)
-        if outputs.shape[1] == 1:
-            return (outputs[:, 0] > 0.5).astype(np.intp)
-        return outputs.argmax(axis=1)
+        return classify(self.predict(X))
 
     def loss(self, X: ArrayLike, Y: ArrayLike) -> float:
         """Mean loss over the rows of X (the network's ``loss`` function).
@@ -635,20 +662,10 @@ class MLP:
 
     def _evaluate(self, X, Y):
         X, Y = self._check_data(X, Y)
-        workspace = self._inference_workspace(X.shape[0])
-        with self._inference_threads(workspace):
+        rows = _params.block_rows(self._layout, X.shape[0])
+        with blas_threads(threads_for(self._layout, rows, self.n_threads)):
             return self._kernels.evaluate(self._params, self._layout, self._loss_code, X, Y,
-                                          workspace)
-
-    def _inference_threads(self, workspace):
-        block_rows = _layout.workspace_capacity(self._layout, workspace.shape[0])
-        return blas_threads(threads_for(self._layout, block_rows, self.n_threads))
-
-    def _inference_workspace(self, n_rows):
-        """A workspace for blocks of up to INFERENCE_BLOCK_ELEMENTS elements."""
-        row_width = _layout.workspace_row_width(self._layout)
-        block_rows = min(n_rows, max(1, INFERENCE_BLOCK_ELEMENTS // row_width))
-        return np.empty(_layout.workspace_size(self._layout, block_rows), dtype=self.dtype)
+                                          rows)
 
     # ------------------------------------------------------------ helpers
 
@@ -668,7 +685,7 @@ class MLP:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_kernels"], state["weights"], state["biases"], state["_training_lock"]
+        del state["_kernels"], state["_weights"], state["_biases"], state["_training_lock"]
         return state
 
     def __setstate__(self, state):
@@ -678,152 +695,35 @@ class MLP:
         self._make_views()
 
 
-class _Snapshot:
-    """A copy of a network's parameters and optimizer state, to go back to."""
-
-    def __init__(self, net):
-        self.net = net
-        self.params = net._params.copy()
-        self.state = net._state.copy()
-        self.step = net._step.copy()
-
-    def save(self):
-        np.copyto(self.params, self.net._params)
-        np.copyto(self.state, self.net._state)
-        np.copyto(self.step, self.net._step)
-
-    def restore(self):
-        np.copyto(self.net._params, self.params)
-        np.copyto(self.net._state, self.state)
-        np.copyto(self.net._step, self.step)
 
 
-class _EpochRunner:
-    """Runs the epochs of one ``fit`` call through the kernels, chunk by chunk.
-
-    The buffers are allocated here, once per ``fit``. Each kernel call covers
-    a chunk of whole batches sized to take about ``CHUNK_SECONDS``, so that
-    Ctrl-C is honoured quickly while the call overhead stays invisible.
-
-    After each chunk the state is checked before it is saved as the last good
-    one: weights and optimizer state finite, and the loss of the chunk's last
-    batch, recomputed with the updated weights, finite (the kernel only sees
-    the loss before each step, so a last step to overflowing weights would
-    otherwise pass). ``MLP._check_final_outputs`` covers the other rows. If a check fails, the chunk is replayed batch by batch
-    from the last good state, applying the same checks after every step, to
-    stop at the last step that passes them.
-    """
-
-    def __init__(self, net, X, Y, batch_size, optimizer_code, hyperparams):
-        self.net, self.X, self.Y = net, X, Y
-        self.batch_size = batch_size
-        self.optimizer_code, self.hyperparams = optimizer_code, hyperparams
-        rows = min(batch_size, X.shape[0])
-        self.grad = np.empty(net.n_params, dtype=net.dtype)
-        self.workspace = np.empty(_layout.workspace_size(net._layout, rows), dtype=net.dtype)
-        self.check_X = np.empty((rows, X.shape[1]), dtype=net.dtype)
-        self.check_Y = np.empty((rows, Y.shape[1]), dtype=net.dtype)
-        self.in_order = np.arange(X.shape[0])
-        self.shuffled = np.empty_like(self.in_order)
-        self.input_magnitude = float(np.abs(X).max())
-        self.target_magnitude = float(np.abs(Y).max())
-        self.chunk_rows = batch_size * max(1, 256 // batch_size)
-        self.last_good = _Snapshot(net)
-
-    def _call(self, rows):
-        net = self.net
-        return net._kernels.train_epoch(
-            net._params, net._layout, net._loss_code, self.X, self.Y, rows, self.batch_size,
-            self.optimizer_code, self.hyperparams, net._state, net._step, self.grad,
-            self.workspace)
-
-    def _healthy(self, batch):
-        """Weights and optimizer state finite, and finite loss on ``batch`` now."""
-        net = self.net
-        if not (all_finite(net._params) and all_finite(net._state)):
-            return False
-        count = batch.shape[0]
-        np.take(self.X, batch, axis=0, out=self.check_X[:count])
-        np.take(self.Y, batch, axis=0, out=self.check_Y[:count])
-        loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code,
-                                            self.check_X[:count], self.check_Y[:count],
-                                            self.workspace)
-        with np.errstate(over="ignore"):
-            return bool(np.isfinite(net.dtype(loss_sum)))
-
-    def run(self, epoch, shuffle):
-        """One epoch over the rows, shuffled or in order: (mean loss, accuracy)."""
-        order = self.in_order
-        if shuffle:
-            # In place, the same draws as self.net._rng.permutation(n).
-            order = self.shuffled
-            np.copyto(order, self.in_order)
-            self.net._rng.shuffle(order)
-        loss_sum, n_correct, start = 0.0, 0, 0
-        while start < order.shape[0]:
-            rows = order[start:start + self.chunk_rows]
-            started = perf_counter()
-            chunk_loss, chunk_correct, rows_done = self._call(rows)
-            self._adapt_chunk(perf_counter() - started)
-            last_batch = rows[(rows.shape[0] - 1) // self.batch_size * self.batch_size:]
-            if rows_done < rows.shape[0] or not self._healthy(last_batch):
-                self._stop_at_last_good_step(rows, epoch)
-            self.last_good.save()
-            loss_sum += chunk_loss
-            n_correct += chunk_correct
-            start += rows.shape[0]
-        return loss_sum / order.shape[0], n_correct / order.shape[0]
-
-    def _adapt_chunk(self, seconds):
-        if seconds < CHUNK_SECONDS / 4 and self.chunk_rows < MAX_CHUNK_ROWS:
-            self.chunk_rows *= 2
-        elif seconds > CHUNK_SECONDS and self.chunk_rows > self.batch_size:
-            self.chunk_rows = max(self.batch_size,
-                                  self.chunk_rows // 2 // self.batch_size * self.batch_size)
-
-    def _stop_at_last_good_step(self, rows, epoch):
-        net = self.net
-        self.last_good.restore()
-        before = _Snapshot(net)
-        for start in range(0, rows.shape[0], self.batch_size):
-            batch = rows[start:start + self.batch_size]
-            _, _, rows_done = self._call(batch)
-            if rows_done < batch.shape[0] or not self._healthy(batch):
-                before.restore()
-                break
-            before.save()
-        raise TrainingDiverged(
-            f"training diverged in epoch {epoch}: the loss, the weights or the optimizer "
-            f"state became NaN or infinite (learning rate "
-            f"{self.hyperparams[_layout.LEARNING_RATE]:g}); try a smaller learning_rate. "
-            "The network was left at the last step that kept them finite.")
+def _state_array(value, key, dtype, shape):
+    """A checked copy of one array of a state dict."""
+    array = np.asarray(value)
+    if array.dtype != np.dtype(dtype) or array.shape != shape:
+        raise ValueError(f"state[{key!r}] must be a {np.dtype(dtype).name} array of shape "
+                         f"{shape}; got {array.dtype} of shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"state[{key!r}] holds NaN or inf")
+    return array.copy()
 
 
-def _optimizer_settings(optimizer, learning_rate, momentum, nesterov, weight_decay, betas, eps):
-    """The optimizer code and the float64 hyperparameter vector for train_epoch."""
-    optimizer = check_choice(optimizer, "optimizer", OPTIMIZERS)
-    hyperparams = np.zeros(_layout.N_HYPERPARAMS)
-    hyperparams[_layout.LEARNING_RATE] = check_float(learning_rate, "learning_rate")
-    hyperparams[_layout.WEIGHT_DECAY] = check_float(weight_decay, "weight_decay",
-                                                    inclusive_minimum=True)
-    momentum = check_float(momentum, "momentum", maximum=1.0, inclusive_minimum=True)
-    nesterov = check_bool(nesterov, "nesterov")
-    if optimizer == "sgd":
-        if nesterov and momentum == 0:
-            raise ValueError("nesterov=True needs momentum > 0 (as in torch.optim.SGD)")
-        hyperparams[_layout.MOMENTUM] = momentum
-        hyperparams[_layout.NESTEROV] = nesterov
-    else:
-        if momentum or nesterov:
-            raise ValueError("momentum and nesterov are SGD options; Adam uses betas")
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair of floats (beta1, beta2); got {betas!r}")
-        hyperparams[_layout.BETA1] = check_float(betas[0], "betas[0]", maximum=1.0,
-                                                 inclusive_minimum=True)
-        hyperparams[_layout.BETA2] = check_float(betas[1], "betas[1]", maximum=1.0,
-                                                 inclusive_minimum=True)
-        hyperparams[_layout.EPSILON] = check_float(eps, "eps")
-    return _layout.OPTIMIZERS[optimizer], hyperparams
+def _state_validation_rows(value):
+    """A checked copy of a state dict's ``validation_rows`` (None or a dict)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"n_rows", "fraction", "rows"}:
+        raise ValueError("state['validation_rows'] must be None or a dict with n_rows, "
+                         "fraction and rows")
+    n_rows, fraction = value["n_rows"], value["fraction"]
+    rows = np.asarray(value["rows"])
+    if (isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 2
+            or not isinstance(fraction, (float, int)) or not 0 < fraction < 1
+            or rows.ndim != 1 or rows.dtype.kind not in "iu" or not 1 <= rows.size < n_rows
+            or rows.min() < 0 or rows.max() >= n_rows or (np.diff(rows) <= 0).any()):
+        raise ValueError("state['validation_rows'] is inconsistent (rows must be sorted, "
+                         "distinct indices below n_rows)")
+    return {"n_rows": int(n_rows), "fraction": float(fraction), "rows": rows.astype(np.intp)}
 
 
 def _check_layer_sizes(layer_sizes):

@@ -578,7 +578,7 @@ def run_info(args):
           f"({', '.join(net.activations)})")
     print(f"Parameters: {net.n_params} ({np.dtype(net.dtype).name}), "
           f"bias: {'yes' if net.bias else 'no'}")
-    print(f"Loss: {net.loss_name}; optimizer steps taken: {int(net._step[0])}")
+    print(f"Loss: {net.loss_name}; optimizer steps taken: {net.state_dict()['step']}")
     settings = extra.get("cli") if isinstance(extra, dict) else None
     if isinstance(settings, dict):
         print(f"Target: {settings.get('target')} ({settings.get('task')})")

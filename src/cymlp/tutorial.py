@@ -19,9 +19,11 @@ The backend is chosen as for ``cymlp.MLP``: ``CYMLP_BACKEND`` or
 
 import numpy as np
 
-from . import _layout
 from ._backend import resolve_backend
+from ._codes import Activation, Loss
+from ._params import N_OUT, block_rows, build_layout
 from ._validation import as_matrix, check_float, check_int
+from .optim import SGD
 
 __all__ = ["sigmoid", "generate_wt", "f_forward", "feed_forward", "loss", "back_prop",
            "train", "predict", "use_backend"]
@@ -83,13 +85,13 @@ def _network(x, w1, w2):
         rows = rows.reshape(rows.shape[0], -1)
     rows = as_matrix(rows, "x", np.float64, w1.shape[0], "inputs")
     sizes = (w1.shape[0], w1.shape[1], w2.shape[1])
-    layout, n_params = _layout.build_layout(sizes, [_layout.SIGMOID, _layout.SIGMOID], False)
+    layout, n_params = build_layout(sizes, [Activation.SIGMOID, Activation.SIGMOID], False)
     params = np.concatenate([w1.ravel(), w2.ravel()])
     return rows, params, layout
 
 
 def _unpack(params, layout):
-    (n_in, n_hidden), n_out = layout[0, :2], layout[1, _layout.N_OUT]
+    (n_in, n_hidden), n_out = layout[0, :2], layout[1, N_OUT]
     w1 = params[:n_in * n_hidden].reshape(n_in, n_hidden).copy()
     w2 = params[n_in * n_hidden:].reshape(n_hidden, n_out).copy()
     return w1, w2
@@ -109,9 +111,8 @@ def f_forward(x, w1, w2):
     ndarray of shape (n_samples, n_outputs)
     """
     rows, params, layout = _network(x, w1, w2)
-    out = np.empty((rows.shape[0], layout[-1, _layout.N_OUT]))
-    workspace = np.empty(_layout.workspace_size(layout, rows.shape[0]))
-    _kernels().forward(params, layout, rows, out, workspace)
+    out = np.empty((rows.shape[0], layout[-1, N_OUT]))
+    _kernels().forward(params, layout, rows, out, block_rows(layout, rows.shape[0]))
     return out
 
 
@@ -125,19 +126,22 @@ def loss(out, Y):
     return np.sum(np.square(out - Y)) / len(Y)
 
 
-def _train_pass(rows, targets, params, layout, alpha):
-    """One in-order pass of per-sample updates; (loss sum, correct count)."""
-    kernels = _kernels()
-    n_samples = rows.shape[0]
-    hyperparams = np.zeros(_layout.N_HYPERPARAMS)
-    hyperparams[_layout.LEARNING_RATE] = alpha
-    loss_sum, n_correct, rows_done = kernels.train_epoch(
-        params, layout, _layout.TUTORIAL, rows, targets, np.arange(n_samples), 1,
-        _layout.SGD, hyperparams, np.zeros((2, params.shape[0])), np.zeros(1, np.int64),
-        np.empty_like(params), np.empty(_layout.workspace_size(layout, 1)))
-    if rows_done < n_samples:
-        raise FloatingPointError("the loss became NaN or infinite; use a smaller alpha")
-    return loss_sum, n_correct
+class _Passes:
+    """In-order passes of per-sample updates along the tutorial's delta ``a - y``."""
+
+    def __init__(self, rows, targets, params, layout, alpha):
+        self.n_samples = rows.shape[0]
+        self.order = np.arange(self.n_samples)
+        # Loss.TUTORIAL reports the MSE and descends along a - y.
+        self.trainer = _kernels().Trainer(params, layout, Loss.TUTORIAL, rows, targets, 1,
+                                          SGD(alpha), np.zeros((2, params.shape[0])), 0)
+
+    def run(self):
+        """One pass: (loss sum, correct count)."""
+        loss_sum, n_correct, rows_done = self.trainer.run(self.order, 0, self.n_samples)
+        if rows_done < self.n_samples:
+            raise FloatingPointError("the loss became NaN or infinite; use a smaller alpha")
+        return loss_sum, n_correct
 
 
 def back_prop(x, y, w1, w2, alpha):
@@ -149,9 +153,9 @@ def back_prop(x, y, w1, w2, alpha):
     """
     rows, params, layout = _network(x, w1, w2)
     targets = as_matrix(np.reshape(y, (rows.shape[0], -1)), "y", np.float64,
-                        layout[-1, _layout.N_OUT], "outputs")
+                        layout[-1, N_OUT], "outputs")
     alpha = check_float(alpha, "alpha")
-    _train_pass(rows, targets, params, layout, alpha)
+    _Passes(rows, targets, params, layout, alpha).run()
     return _unpack(params, layout)
 
 
@@ -181,7 +185,7 @@ def train(x, Y, w1, w2, alpha=0.01, epoch=10):
         The trained weights.
     """
     rows, params, layout = _network(x, w1, w2)
-    targets = as_matrix(Y, "Y", np.float64, layout[-1, _layout.N_OUT], "outputs")
+    targets = as_matrix(Y, "Y", np.float64, layout[-1, N_OUT], "outputs")
     if targets.shape[0] != rows.shape[0]:
         raise ValueError(f"x and Y must have the same number of samples; "
                          f"got {rows.shape[0]} and {targets.shape[0]}")
@@ -189,8 +193,9 @@ def train(x, Y, w1, w2, alpha=0.01, epoch=10):
     epoch = check_int(epoch, "epoch")
     acc, losses = [], []
     n_samples = rows.shape[0]
+    passes = _Passes(rows, targets, params, layout, alpha)
     for number in range(1, epoch + 1):
-        loss_sum, n_correct = _train_pass(rows, targets, params, layout, alpha)
+        loss_sum, n_correct = passes.run()
         acc.append(100 * n_correct / n_samples)
         losses.append(loss_sum / n_samples)
         print(f"Epoch: {number}, Accuracy: {acc[-1]:.2f}%")

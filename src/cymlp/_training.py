@@ -1,0 +1,312 @@
+"""The training loop of ``MLP.fit``: epochs, chunks, validation, early stopping.
+
+One backend ``Trainer`` is built per fit (``csrc/_kernels.pyx`` or
+``cymlp/_numpy_kernels.py``); it takes the optimizer steps over whole chunks
+of an epoch without returning to Python. This module shuffles the rows,
+cuts each epoch into chunks (so that Ctrl-C and progress come back quickly),
+measures validation data, stops early, and raises ``TrainingDiverged``.
+
+Divergence has one mechanism: the trainer takes a step only if the loss
+before it and the parameters and optimizer state after it are finite, and
+says at which row it stopped. Two checks of the finished network follow
+from the same promise (a fit that returns leaves a usable network): the
+validation loss after each epoch, and the training loss with the final
+weights. Neither depends on how the epochs were cut into chunks, so the
+outcome never depends on the machine's speed.
+"""
+
+import math
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from ._params import block_rows
+from ._threads import blas_threads, threads_for
+
+# Time per trainer call: short enough that Ctrl-C and progress come back
+# quickly, long enough that the call overhead is invisible. (Only the
+# responsiveness depends on it, never the result.)
+CHUNK_SECONDS = 0.05
+MAX_CHUNK_ROWS = 1 << 20
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite; lower the learning rate."""
+
+
+@dataclass
+class History:
+    """What ``MLP.fit`` measured, one entry per epoch.
+
+    Attributes
+    ----------
+    loss : list of float
+        Mean training loss over the epoch, from the forward pass of each
+        batch before its update (as the tutorial records it).
+    accuracy : list of float
+        Share of training rows classified correctly by those same forward
+        passes (argmax of output equals argmax of target; for one output,
+        both thresholded at 0.5).
+    val_loss, val_accuracy : list of float
+        The same on the validation data after each epoch (empty without).
+    learning_rate : list of float
+        The learning rate used in each epoch.
+    stopped_early : bool
+        Whether early stopping ended the training.
+    best_epoch : int or None
+        With early stopping, the epoch (from 1) whose weights were restored.
+    """
+
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)
+    stopped_early: bool = False
+    best_epoch: Optional[int] = None
+
+    @property
+    def epochs(self) -> int:
+        """Number of epochs completed."""
+        return len(self.loss)
+
+    def summary(self, epoch: int = -1) -> str:
+        """One line on an epoch: ``Epoch: N, Loss: L, Accuracy: A%`` (and validation)."""
+        number = self.epochs if epoch == -1 else epoch + 1
+        text = (f"Epoch: {number}, Loss: {self.loss[epoch]:.6f}, "
+                f"Accuracy: {100 * self.accuracy[epoch]:.2f}%")
+        if self.val_loss:
+            text += (f", Val loss: {self.val_loss[epoch]:.6f}, "
+                     f"Val accuracy: {100 * self.val_accuracy[epoch]:.2f}%")
+        return text
+
+    def _drop_from(self, epoch_index):
+        for values in (self.loss, self.accuracy, self.learning_rate, self.val_loss,
+                       self.val_accuracy):
+            del values[epoch_index:]
+
+
+@dataclass
+class FitSettings:
+    """The options of one ``fit`` call, checked by ``MLP.fit``."""
+
+    epochs: int
+    batch_size: int
+    shuffle: bool
+    schedule: Any
+    verbose: bool = False
+    early_stopping: bool = False
+    patience: int = 10
+    min_delta: float = 0.0
+    callback: Optional[Callable] = None
+
+
+class _Snapshot:
+    """A copy of a network's parameters, optimizer state and step, to go back to."""
+
+    def __init__(self, net):
+        self.net = net
+        self.params = net._params.copy()
+        self.state = net._optimizer_state.copy()
+        self.step = net._step
+
+    def save(self):
+        np.copyto(self.params, self.net._params)
+        np.copyto(self.state, self.net._optimizer_state)
+        self.step = self.net._step
+
+    def restore(self):
+        np.copyto(self.net._params, self.params)
+        np.copyto(self.net._optimizer_state, self.state)
+        self.net._step = self.step
+
+
+class Session:
+    """One backend ``Trainer`` for ``net`` on ``(X, Y)``, run epoch by epoch.
+
+    ``MLP.fit`` and the scikit-learn estimators train through it. The
+    network's training lock must be held while it is used. Each epoch is cut
+    into chunks of whole batches sized to take about ``CHUNK_SECONDS``, so
+    that Ctrl-C is honoured quickly while the call overhead stays invisible.
+
+    Parameters
+    ----------
+    net : MLP
+    X, Y : ndarray
+        Checked training data, in the network's dtype.
+    batch_size : int
+    optimizer : cymlp.optim.SGD or cymlp.optim.Adam
+        Starts fresh optimizer state when its kind differs from the last fit's.
+    """
+
+    def __init__(self, net, X, Y, batch_size, optimizer):
+        net._start_optimizer(optimizer)
+        self.net, self.batch_size = net, batch_size
+        self.trainer = net._kernels.Trainer(net._params, net._layout, net._loss_code, X, Y,
+                                            batch_size, optimizer, net._optimizer_state,
+                                            net._step)
+        self.threads = threads_for(net._layout, min(batch_size, X.shape[0]), net.n_threads)
+        self.in_order = np.arange(X.shape[0])
+        self.shuffled = np.empty_like(self.in_order)
+        self.chunk_rows = batch_size * max(1, 256 // batch_size)
+
+    @property
+    def learning_rate(self):
+        """The learning rate of the next steps."""
+        return self.trainer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.trainer.learning_rate = value
+
+    def run_epoch(self, epoch, shuffle):
+        """One epoch (numbered ``epoch`` in messages): (mean loss, accuracy).
+
+        Raises TrainingDiverged, leaving the network after the last good step.
+        """
+        order, trainer = self.in_order, self.trainer
+        if shuffle:
+            # In place, the same draws as self.net._rng.permutation(n).
+            order = self.shuffled
+            np.copyto(order, self.in_order)
+            self.net._rng.shuffle(order)
+        loss_sum, n_correct, start = 0.0, 0, 0
+        with blas_threads(self.threads):
+            while start < order.shape[0]:
+                stop = min(order.shape[0], start + self.chunk_rows)
+                started = perf_counter()
+                try:
+                    chunk_loss, chunk_correct, rows_done = trainer.run(order, start, stop)
+                finally:
+                    self.net._step = trainer.step
+                self._adapt_chunk(perf_counter() - started)
+                loss_sum += chunk_loss
+                n_correct += chunk_correct
+                if rows_done < stop - start:
+                    raise TrainingDiverged(
+                        f"training diverged in epoch {epoch}, at row {start + rows_done + 1} "
+                        f"of {order.shape[0]}: a step would have made the loss, the weights or "
+                        f"the optimizer state NaN or infinite (learning rate "
+                        f"{trainer.learning_rate:g}); try a smaller learning_rate. The network "
+                        "was left at the last step that kept them finite.")
+                start = stop
+        return loss_sum / order.shape[0], n_correct / order.shape[0]
+
+    def _adapt_chunk(self, seconds):
+        # Chunks stay whole numbers of batches, so the batches never depend on them.
+        if seconds < CHUNK_SECONDS / 4 and self.chunk_rows < MAX_CHUNK_ROWS:
+            self.chunk_rows *= 2
+        elif seconds > CHUNK_SECONDS and self.chunk_rows > self.batch_size:
+            self.chunk_rows = max(self.batch_size,
+                                  self.chunk_rows // 2 // self.batch_size * self.batch_size)
+
+
+def fit(net, X, Y, X_val, Y_val, optimizer, settings):
+    """Train ``net`` (its training lock held) and return the ``History``."""
+    session = Session(net, X, Y, settings.batch_size, optimizer)
+    history = net.history = History()
+    best = _Snapshot(net) if settings.early_stopping else None
+    epoch_start = _Snapshot(net)
+    try:
+        _run_epochs(net, session, history, settings, optimizer.lr, X_val, Y_val, best,
+                    epoch_start)
+        with blas_threads(session.threads):
+            _check_final_outputs(net, X, Y, history, epoch_start)
+    except KeyboardInterrupt:
+        if best is not None and history.best_epoch is not None:
+            best.restore()
+        raise
+    if best is not None and history.best_epoch is not None:
+        best.restore()
+    return history
+
+
+def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, epoch_start):
+    best_loss, epochs_without_improvement = math.inf, 0
+    for epoch in range(settings.epochs):
+        epoch_start.save()
+        session.learning_rate = settings.schedule(base_rate, epoch)
+        loss, accuracy = session.run_epoch(epoch + 1, settings.shuffle)
+        history.loss.append(loss)
+        history.accuracy.append(accuracy)
+        history.learning_rate.append(float(session.learning_rate))
+        if X_val is not None:
+            with blas_threads(session.threads):
+                val_sum, val_correct = net._kernels.evaluate(
+                    net._params, net._layout, net._loss_code, X_val, Y_val,
+                    block_rows(net._layout, X_val.shape[0]))
+            if not _finite(net, val_sum):
+                history._drop_from(epoch)
+                epoch_start.restore()
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1}: the validation loss became NaN "
+                    "or infinite; try a smaller learning_rate. The network was left as it was "
+                    "at the start of that epoch.")
+            history.val_loss.append(val_sum / X_val.shape[0])
+            history.val_accuracy.append(val_correct / X_val.shape[0])
+        if settings.verbose:
+            print(history.summary(), flush=True)
+        if settings.callback is not None:
+            settings.callback(epoch + 1, history)
+        if best is not None:
+            if history.val_loss[-1] < best_loss - settings.min_delta:
+                best_loss, epochs_without_improvement = history.val_loss[-1], 0
+                history.best_epoch = epoch + 1
+                best.save()
+            else:
+                epochs_without_improvement += 1
+                if epochs_without_improvement >= settings.patience:
+                    history.stopped_early = True
+                    break
+
+
+def _finite(net, loss_sum):
+    """Whether a summed loss is finite in the network's precision."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(net.dtype(loss_sum)))
+
+
+def _check_final_outputs(net, X, Y, history, epoch_start):
+    """Raise TrainingDiverged if the trained network overflows on its training rows.
+
+    Every step's own batch was checked before it; the rows trained earlier in
+    the last epoch could still overflow with the final weights. A bound
+    settles it cheaply in all but extreme cases: with |x| <= m, each layer's
+    pre-activations are at most m times the largest column sum of |W| (plus
+    |b|), and sigmoid, tanh and softmax outputs at most 1. Only when that
+    bound comes near the dtype's range is the full forward pass run.
+    """
+    if history.epochs == 0:
+        return
+    target_magnitude = float(np.abs(Y).max()) if Y.size else 0.0
+    safe = 1e-3 * math.sqrt(float(np.finfo(net.dtype).max)) / (1 + target_magnitude)
+    input_magnitude = float(np.abs(X).max()) if X.size else 0.0
+    if _output_bound(net, input_magnitude) < safe:
+        return
+    loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code, X, Y,
+                                        block_rows(net._layout, X.shape[0]))
+    if _finite(net, loss_sum):
+        return
+    kept = history.epochs - 1
+    history._drop_from(kept)
+    epoch_start.restore()
+    raise TrainingDiverged(
+        f"training diverged in epoch {kept + 1}: with the weights it ended with, the loss "
+        "on the training data is NaN or infinite; try a smaller learning_rate. The network "
+        "was left as it was at the start of that epoch.")
+
+
+def _output_bound(net, input_magnitude):
+    """A bound on |pre-activation| in every layer for inputs with |x| <= input_magnitude."""
+    entering, largest = float(input_magnitude), 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for layer, weights in enumerate(net.weights):
+            bias = float(np.abs(net.biases[layer]).max()) if net.biases else 0.0
+            pre_activation = entering * float(np.abs(weights).sum(axis=0).max()) + bias
+            largest = max(largest, pre_activation)
+            # |f(z)| <= 1 for these, <= |z| for relu, leaky_relu and identity.
+            bounded = net.activations[layer] in ("sigmoid", "tanh", "softmax")
+            entering = 1.0 if bounded else pre_activation
+    return largest if np.isfinite(largest) else np.inf

@@ -1,0 +1,128 @@
+"""Optimizers: what ``MLP.fit(optimizer=...)`` accepts.
+
+An optimizer object holds hyperparameters only; the state it updates
+(momentum buffer, Adam moments, step count) belongs to the network, persists
+across ``fit`` and ``partial_fit`` calls, and starts afresh when the kind of
+optimizer changes (``MLP.reset_optimizer()`` forgets it on request).
+
+>>> from cymlp.optim import SGD, Adam
+>>> SGD(0.05, momentum=0.9, nesterov=True)
+SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.0)
+>>> Adam(1e-3)
+Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+"""
+
+from ._codes import OPTIMIZERS, Optimizer
+from ._validation import check_bool, check_choice, check_float
+
+__all__ = ["SGD", "Adam"]
+
+
+class SGD:
+    """Stochastic gradient descent with the semantics of ``torch.optim.SGD``.
+
+    Parameters
+    ----------
+    lr : float, default=0.1
+        Step size, > 0.
+    momentum : float, default=0.0
+        Momentum factor in [0, 1) (dampening 0).
+    nesterov : bool, default=False
+        Nesterov momentum; needs ``momentum > 0``.
+    weight_decay : float, default=0.0
+        L2 penalty added to the gradient, ``grad + weight_decay * params``,
+        for weights and biases alike.
+    """
+
+    code = Optimizer.SGD
+    beta1 = beta2 = eps = 0.0
+
+    def __init__(self, lr=0.1, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self.lr = check_float(lr, "lr")
+        self.momentum = check_float(momentum, "momentum", maximum=1.0, inclusive_minimum=True)
+        self.nesterov = check_bool(nesterov, "nesterov")
+        self.weight_decay = check_float(weight_decay, "weight_decay", inclusive_minimum=True)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0 (as in torch.optim.SGD)")
+
+    def __repr__(self):
+        return (f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
+                f"weight_decay={self.weight_decay})")
+
+
+class Adam:
+    """Adam with the semantics of ``torch.optim.Adam`` (weight decay as L2 on the gradient).
+
+    Parameters
+    ----------
+    lr : float, default=1e-3
+        Step size, > 0.
+    betas : tuple of two floats, default=(0.9, 0.999)
+        Decay rates of the first and second moment, each in [0, 1).
+    eps : float, default=1e-8
+        Term added to the denominator, > 0.
+    weight_decay : float, default=0.0
+        L2 penalty added to the gradient.
+    """
+
+    code = Optimizer.ADAM
+    momentum = 0.0
+    nesterov = False
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        self.lr = check_float(lr, "lr")
+        if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise TypeError(f"betas must be a pair of floats (beta1, beta2); got {betas!r}")
+        self.beta1 = check_float(betas[0], "betas[0]", maximum=1.0, inclusive_minimum=True)
+        self.beta2 = check_float(betas[1], "betas[1]", maximum=1.0, inclusive_minimum=True)
+        self.eps = check_float(eps, "eps")
+        self.weight_decay = check_float(weight_decay, "weight_decay", inclusive_minimum=True)
+
+    @property
+    def betas(self):
+        """``(beta1, beta2)``."""
+        return (self.beta1, self.beta2)
+
+    def __repr__(self):
+        return (f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, "
+                f"weight_decay={self.weight_decay})")
+
+
+def make_optimizer(optimizer, learning_rate=None, momentum=None, nesterov=None,
+                   weight_decay=None, betas=None, eps=None):
+    """An optimizer object from ``fit``'s arguments.
+
+    ``optimizer`` is an ``SGD``/``Adam`` object (then the other arguments
+    must be left unset) or a name, "sgd" or "adam", with the options given
+    separately (``learning_rate`` 0.1 unless given, as ``fit`` documents).
+    Errors name ``fit``'s arguments.
+    """
+    options = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov,
+               "weight_decay": weight_decay, "betas": betas, "eps": eps}
+    given = [name for name, value in options.items() if value is not None]
+    if isinstance(optimizer, (SGD, Adam)):
+        if given:
+            raise ValueError(f"{given[0]} cannot be combined with an optimizer object; "
+                             f"set it on the object instead, e.g. {type(optimizer).__name__}"
+                             f"(lr=...)")
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise TypeError("optimizer must be 'sgd', 'adam' or a cymlp.optim.SGD/Adam object; "
+                        f"got {optimizer!r}")
+    name = check_choice(optimizer, "optimizer", tuple(OPTIMIZERS))
+    lr = 0.1 if learning_rate is None else learning_rate
+    decay = 0.0 if weight_decay is None else weight_decay
+    try:
+        if name == "sgd":
+            if betas is not None or eps is not None:
+                raise ValueError("betas and eps are Adam options; SGD uses momentum")
+            return SGD(lr, 0.0 if momentum is None else momentum, bool(nesterov), decay)
+        if momentum or nesterov:
+            raise ValueError("momentum and nesterov are SGD options; Adam uses betas")
+        return Adam(lr, (0.9, 0.999) if betas is None else betas,
+                    1e-8 if eps is None else eps, decay)
+    except (TypeError, ValueError) as error:
+        message = str(error)
+        if message.startswith("lr "):   # fit's name for it
+            message = "learning_rate " + message[3:]
+        raise type(error)(message) from None
