@@ -1,4 +1,5 @@
-"""Gradients: against finite differences, and single SGD steps worked by hand."""
+"""Gradients: against finite differences of an independent float64 reference loss,
+and single SGD steps worked by hand."""
 
 import math
 
@@ -8,8 +9,6 @@ import pytest
 from cymlp import MLP, _layout
 
 # ---------------------------------------------------------------- finite differences
-
-STEP = 1e-6
 
 
 def kernel_loss_and_grad(net, X, Y):
@@ -23,22 +22,6 @@ def kernel_loss_and_grad(net, X, Y):
     value = net._kernels.loss_and_grad(net.params, net._layout, net._loss_code, X, Y,
                                        grad, workspace)
     return value, grad
-
-
-def numerical_grad(net, X, Y, indices=None):
-    """Central differences of net.loss(X, Y), perturbing net.params in place."""
-    params = net.params
-    indices = range(net.n_params) if indices is None else indices
-    estimate = {}
-    for i in indices:
-        original = params[i]
-        params[i] = original + STEP
-        plus = net.loss(X, Y)
-        params[i] = original - STEP
-        minus = net.loss(X, Y)
-        params[i] = original
-        estimate[i] = (plus - minus) / (2 * STEP)
-    return estimate
 
 
 def pre_activations(net, X):
@@ -59,17 +42,110 @@ def pre_activations(net, X):
     return zs
 
 
-def check_gradient(net, X, Y, indices=None):
+def check_gradient(net, X, Y, reference_loss, reference_gradient, indices=None):
+    """The backend's loss and gradient against the float64 reference (conftest).
+
+    The reference loss is written from the documented formulas, without the
+    kernels, and differentiated by central differences; so a loss the backend
+    computes wrongly (even if its gradient is consistent with it) fails here.
+    """
     before = net.params.copy()
     value, grad = kernel_loss_and_grad(net, X, Y)
     np.testing.assert_array_equal(net.params, before)   # the kernel only reads params
+    assert value == pytest.approx(reference_loss(net, X, Y), rel=1e-10, abs=1e-15)
+    # loss_and_grad and net.loss (evaluate) agree on the loss, too.
     assert value == pytest.approx(net.loss(X, Y), rel=1e-12, abs=1e-15)
     assert np.isfinite(grad).all()
-    estimate = numerical_grad(net, X, Y, indices)
-    index = np.array(sorted(estimate))
-    np.testing.assert_allclose(grad[index], [estimate[i] for i in index], rtol=1e-6, atol=1e-8)
+    index = np.arange(net.n_params) if indices is None else np.array(sorted(indices))
+    estimate = reference_gradient(net, X, Y, index)
+    np.testing.assert_allclose(grad[index], estimate, rtol=1e-6, atol=1e-8)
     # A gradient of zero would pass trivially; these networks have a real one.
     assert np.abs(grad).max() > 1e-4
+
+
+# The oracle itself, on a one-layer network worked by hand: z = x @ W + b with
+# W = [[0.5, -1], [0.25, 0.5]], b = [0.25, -0.5] gives, for the rows of
+# HAND_X, z = [1.25, -0.5] and z = [-0.75, 1.5].
+HAND_X = [[1.0, 2.0], [-2.0, 0.0]]
+HAND_Z = [[1.25, -0.5], [-0.75, 1.5]]
+HAND_FLAT = [0.5, -1.0, 0.25, 0.5, 0.25, -0.5]   # W row-major, then b
+
+
+def hand_net(backend, output, loss, weights=True):
+    net = MLP([2, 2], output_activation=output, loss=loss, bias=True, backend=backend)
+    if weights:
+        net.weights[0][...] = [[0.5, -1.0], [0.25, 0.5]]
+        net.biases[0][...] = [0.25, -0.5]
+    else:
+        net.params[...] = 0.0
+    return net
+
+
+def hand_losses():
+    """(output, loss, Y, expected) worked out with the math module."""
+    (z11, z12), (z21, z22) = HAND_Z
+    y_onehot = [[1.0, 0.0], [0.0, 1.0]]
+    # MSE on identity outputs: errors 0.25, -0.5, -0.75, 0.5 -> 1.125 / 4 entries.
+    mse_identity = 0.28125
+    s = [[sigmoid(z) for z in row] for row in HAND_Z]
+    mse_sigmoid = ((s[0][0] - 1) ** 2 + s[0][1] ** 2 + s[1][0] ** 2 + (s[1][1] - 1) ** 2) / 4
+    # BCE as -[y log a + (1 - y) log(1 - a)] on a = sigmoid(z), mean of 4 entries.
+    bce = -(math.log(s[0][0]) + math.log(1 - s[0][1]) + math.log(1 - s[1][0])
+            + math.log(s[1][1])) / 4
+    # Cross-entropy: -sum y log softmax, mean over the 2 samples (not the 4 entries).
+    y_probability = [[0.25, 0.75], [1.0, 0.0]]
+    p1 = [math.exp(z11) / (math.exp(z11) + math.exp(z12)),
+          math.exp(z12) / (math.exp(z11) + math.exp(z12))]
+    p2 = [math.exp(z21) / (math.exp(z21) + math.exp(z22)),
+          math.exp(z22) / (math.exp(z21) + math.exp(z22))]
+    cross_entropy = -(0.25 * math.log(p1[0]) + 0.75 * math.log(p1[1]) + math.log(p2[0])) / 2
+    return [("identity", "mse", y_onehot, mse_identity),
+            ("sigmoid", "mse", y_onehot, mse_sigmoid),
+            ("sigmoid", "bce", y_onehot, bce),
+            ("softmax", "cross_entropy", y_probability, cross_entropy)]
+
+
+@pytest.mark.parametrize("case", range(4), ids=["identity-mse", "sigmoid-mse", "sigmoid-bce",
+                                                 "softmax-cross_entropy"])
+def test_reference_loss_by_hand(backend, reference_loss, case):
+    output, loss, Y, expected = hand_losses()[case]
+    net = hand_net(backend, output, loss)
+    assert reference_loss(net, HAND_X, Y) == pytest.approx(expected, rel=1e-14)
+    # From a flat vector in the documented layout, ignoring the net's own weights.
+    zeros = hand_net(backend, output, loss, weights=False)
+    assert reference_loss(zeros, HAND_X, Y, params=HAND_FLAT) == pytest.approx(expected,
+                                                                               rel=1e-14)
+    assert reference_loss(zeros, HAND_X, Y) != pytest.approx(expected, rel=1e-3)
+
+
+def test_reference_gradient_by_hand(backend, reference_gradient):
+    # Identity outputs, MSE: dL/dW = 2/(N K) X^T (Z - Y), dL/db = 2/(N K) sum of the
+    # rows of Z - Y, with Z - Y = [[0.25, -0.5], [-0.75, 0.5]] and 2/(N K) = 1/2.
+    net = hand_net(backend, "identity", "mse")
+    expected = [0.875, -0.75, 0.25, -0.5, -0.25, 0.0]
+    np.testing.assert_allclose(reference_gradient(net, HAND_X, np.eye(2)), expected,
+                               rtol=1e-8, atol=1e-9)
+    # Softmax, cross-entropy (rows of Y sum to 1): dL/db = mean over samples of
+    # softmax(z) - y.
+    net = hand_net(backend, "softmax", "cross_entropy")
+    Y = [[0.25, 0.75], [1.0, 0.0]]
+    p = [[math.exp(z) / sum(math.exp(v) for v in row) for z in row] for row in HAND_Z]
+    expected_bias = [(p[0][k] - Y[0][k] + p[1][k] - Y[1][k]) / 2 for k in range(2)]
+    np.testing.assert_allclose(reference_gradient(net, HAND_X, Y, indices=[4, 5]),
+                               expected_bias, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_reference_layout_is_the_networks(backend, reference_unflatten, bias):
+    # The reference cuts the flat vector as the library lays it out.
+    net = MLP([3, 4, 5, 2], bias=bias, seed=0, backend=backend)
+    net.params[...] = np.arange(net.n_params)
+    weights, biases = reference_unflatten(net, net.params)
+    assert len(weights) == 3 and len(biases) == (3 if bias else 0)
+    for mine, theirs in zip(weights + biases, net.weights + net.biases):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(ValueError, match="^params of shape"):
+        reference_unflatten(net, net.params[:-1])
 
 
 def make_net(backend, layer_sizes, activation, output, loss, bias, seed=0):
@@ -97,19 +173,19 @@ def keep_away_from_kinks(net, X, activations):
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-def test_sigmoid_mse_gradient(backend, bias):
+def test_sigmoid_mse_gradient(backend, bias, reference_loss, reference_gradient):
     rng = np.random.default_rng(1)
     X, Y = rng.normal(size=(7, 4)), rng.random((7, 3))
     net = make_net(backend, [4, 5, 3], "sigmoid", "sigmoid", "mse", bias)
-    check_gradient(net, X, Y)
+    check_gradient(net, X, Y, reference_loss, reference_gradient)
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-def test_tutorial_sized_gradient(backend, bias):
+def test_tutorial_sized_gradient(backend, bias, reference_loss, reference_gradient):
     X = np.random.default_rng(2).integers(0, 2, (3, 30)).astype(float)
     Y = np.eye(3)
     net = make_net(backend, [30, 5, 3], "sigmoid", "sigmoid", "mse", bias, seed=3)
-    check_gradient(net, X, Y)
+    check_gradient(net, X, Y, reference_loss, reference_gradient)
 
 
 HEADS = [("sigmoid", "mse"), ("sigmoid", "bce"), ("softmax", "cross_entropy"),
@@ -120,50 +196,52 @@ HEADS = [("sigmoid", "mse"), ("sigmoid", "bce"), ("softmax", "cross_entropy"),
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
 @pytest.mark.parametrize("output, loss", HEADS, ids=[f"{o}-{l}" for o, l in HEADS])
 @pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "relu", "leaky_relu", "identity"])
-def test_gradient_every_activation_and_loss(backend, hidden, output, loss, bias):
+def test_gradient_every_activation_and_loss(backend, hidden, output, loss, bias, reference_loss,
+                                            reference_gradient):
     rng = np.random.default_rng(7)
     X = rng.normal(size=(6, 3))
     Y = targets(rng, 6, 4, loss, output)
     net = make_net(backend, [3, 5, 4], hidden, output, loss, bias, seed=5)
     keep_away_from_kinks(net, X, net.activations)
-    check_gradient(net, X, Y)
+    check_gradient(net, X, Y, reference_loss, reference_gradient)
 
 
-def test_gradient_mixed_hidden_activations(backend):
+def test_gradient_mixed_hidden_activations(backend, reference_loss, reference_gradient):
     rng = np.random.default_rng(11)
     X, Y = rng.normal(size=(5, 3)), rng.random((5, 2))
     activations = ["tanh", "relu", "leaky_relu"]
     net = make_net(backend, [3, 6, 5, 4, 2], activations, "sigmoid", "mse", True, seed=2)
     assert net.activations == ("tanh", "relu", "leaky_relu", "sigmoid")
     keep_away_from_kinks(net, X, net.activations)
-    check_gradient(net, X, Y)
+    check_gradient(net, X, Y, reference_loss, reference_gradient)
 
 
-def test_gradient_single_output_bce(backend):
+def test_gradient_single_output_bce(backend, reference_loss, reference_gradient):
     rng = np.random.default_rng(12)
     X = rng.normal(size=(8, 3))
     Y = rng.integers(0, 2, (8, 1)).astype(float)
     net = make_net(backend, [3, 4, 1], "tanh", "sigmoid", "bce", True, seed=4)
-    check_gradient(net, X, Y)
+    check_gradient(net, X, Y, reference_loss, reference_gradient)
 
 
-def test_gradient_no_hidden_layer(backend):
+def test_gradient_no_hidden_layer(backend, reference_loss, reference_gradient):
     rng = np.random.default_rng(13)
     X, Y = rng.normal(size=(4, 3)), rng.dirichlet(np.ones(3), size=4)
     net = make_net(backend, [3, 3], [], "softmax", "cross_entropy", True, seed=6)
-    check_gradient(net, X, Y)
+    check_gradient(net, X, Y, reference_loss, reference_gradient)
 
 
-def test_cross_entropy_gradient_with_unnormalised_targets(backend):
+def test_cross_entropy_gradient_with_unnormalised_targets(backend, reference_loss,
+                                                          reference_gradient):
     # -sum_k y_k log softmax_k(z) has gradient softmax(z) * sum(y) - y; targets
     # whose rows do not sum to 1 exercise the sum(y) factor.
     rng = np.random.default_rng(14)
     X, Y = rng.normal(size=(5, 3)), 2 * rng.random((5, 4))
     net = make_net(backend, [3, 4, 4], "tanh", "softmax", "cross_entropy", True, seed=8)
-    check_gradient(net, X, Y)
+    check_gradient(net, X, Y, reference_loss, reference_gradient)
 
 
-def test_gradient_wide_layers(backend):
+def test_gradient_wide_layers(backend, reference_loss, reference_gradient):
     # Large enough that the compiled kernels use BLAS for every product;
     # finite differences on a sample of the parameters keep this fast.
     rng = np.random.default_rng(15)
@@ -173,7 +251,8 @@ def test_gradient_wide_layers(backend):
         b[...] = rng.normal(scale=0.1, size=b.shape)
     indices = rng.choice(net.n_params, size=40, replace=False)
     last_bias = net.n_params - 30 + np.arange(3)
-    check_gradient(net, X, Y, indices=sorted(set(indices) | set(last_bias)))
+    check_gradient(net, X, Y, reference_loss, reference_gradient,
+                   indices=sorted(set(indices) | set(last_bias)))
 
 
 # ---------------------------------------------------------------- SGD steps by hand

@@ -399,7 +399,7 @@ class ExplodingKernels:
 
 BAD_OPTIONS = [
     (dict(optimizer="rmsprop"), ValueError, "optimizer"),
-    (dict(optimizer=None), ValueError, "optimizer"),
+    (dict(optimizer=None), TypeError, "optimizer"),
     (dict(momentum=-0.1), ValueError, "momentum"),
     (dict(momentum=float("nan")), ValueError, "momentum"),
     (dict(momentum="0.9"), TypeError, "momentum"),
@@ -481,9 +481,36 @@ def test_valid_optimizer_options_are_accepted(backend, make_data):
     # Edge values torch accepts: beta1 = 0, list betas, numpy scalars, upper-case names.
     net.fit(X, Y, epochs=1, optimizer="adam", betas=[0.0, 0.5], eps=np.float32(1e-3),
             weight_decay=np.float64(0.0))
+    adam_params = net.params.copy()
     net.fit(X, Y, epochs=1, optimizer="SGD", momentum=np.float64(0.5), nesterov=np.bool_(True))
     net.fit(X, Y, epochs=1, lr_schedule="CONSTANT")
     assert np.isfinite(net.params).all()
+    # They mean exactly what the plain Python values mean: a twin trained
+    # with a tuple, Python floats and bools and lower-case names, from the
+    # same seed, ends bit for bit the same (eps is the float32 value as a
+    # Python float: np.float32(1e-3) is not 1e-3).
+    twin = MLP([3, 4, 2], seed=0, backend=backend)
+    twin.fit(X, Y, epochs=1, optimizer="adam", betas=(0.0, 0.5), eps=float(np.float32(1e-3)),
+             weight_decay=0.0)
+    np.testing.assert_array_equal(twin.params, adam_params)
+    twin.fit(X, Y, epochs=1, optimizer="sgd", momentum=0.5, nesterov=True)
+    twin.fit(X, Y, epochs=1, lr_schedule="constant")
+    np.testing.assert_array_equal(net.params, twin.params)
+    np.testing.assert_array_equal(net._state, twin._state)
+    np.testing.assert_array_equal(net._step, twin._step)
+    for name in ("loss", "accuracy", "learning_rate"):
+        np.testing.assert_array_equal(getattr(net.history, name), getattr(twin.history, name),
+                                      err_msg=name)
+    # ... and the options took effect: the defaults (betas (0.9, 0.999); no
+    # momentum, no nesterov) give other weights.
+    for first, second in ((dict(optimizer="adam"), dict(momentum=0.5, nesterov=True)),
+                          (dict(optimizer="adam", betas=(0.0, 0.5),
+                                eps=float(np.float32(1e-3))), dict())):
+        other = MLP([3, 4, 2], seed=0, backend=backend)
+        other.fit(X, Y, epochs=1, **first)
+        other.fit(X, Y, epochs=1, optimizer="sgd", **second)
+        other.fit(X, Y, epochs=1)
+        assert not np.array_equal(other.params, net.params), (first, second)
 
 
 def test_error_messages_show_the_received_value(backend, make_data):

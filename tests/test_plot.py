@@ -123,12 +123,13 @@ def test_history_on_given_axes(plot, backend, tmp_path):
 
 
 def test_history_errors(plot):
-    with pytest.raises(ValueError, match="history holds no epochs"):
+    with pytest.raises(ValueError, match=r"^history holds no epochs"):
         plot.plot_history(cymlp.History())
-    with pytest.raises(TypeError, match="history"):
+    with pytest.raises(TypeError, match=r"^history must be a cymlp.History .*; got dict$"):
         plot.plot_history({"loss": [1.0]})
     _, history, _, _ = trained("numpy", epochs=1)
-    with pytest.raises(TypeError, match="ax"):
+    with pytest.raises(TypeError, match=r"^ax must be a matplotlib Axes, a pair of Axes "
+                                        r"\(loss, accuracy\) or None; got str$"):
         plot.plot_history(history, ax="left")
 
 

@@ -3,6 +3,7 @@
 Every test that trains runs on every backend of the ``backend`` fixture.
 """
 
+import os
 import pickle
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
 pytest.importorskip("sklearn")
 
@@ -30,6 +32,15 @@ from cymlp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 quiet_convergence = pytest.mark.filterwarnings(
     "ignore::sklearn.exceptions.ConvergenceWarning")
+
+# As tests/conftest.py (test modules cannot import it): CYMLP_BACKEND=cython or
+# numpy restricts the run to that backend, so a comparison of the two skips.
+_CHOSEN = os.environ.get("CYMLP_BACKEND", "auto").lower()
+BACKENDS = [_CHOSEN] if _CHOSEN in ("cython", "numpy") else cymlp.available_backends()
+needs_both = pytest.mark.skipif(
+    not {"cython", "numpy"} <= set(BACKENDS),
+    reason="compares the compiled backend with the NumPy backend; needs both selected "
+           "(CYMLP_BACKEND unset or 'auto', and the compiled extension available)")
 
 
 @pytest.fixture(scope="module")
@@ -298,32 +309,77 @@ def test_feature_names_in_(iris, backend):
     renamed = frame.rename(columns={"petal_w": "petal_width"})
     with pytest.raises(ValueError, match="feature names"):
         model.predict(renamed)
-    assert not hasattr(MLPClassifier(max_iter=5).fit(X, y), "feature_names_in_")
+    from_array = MLPClassifier((5,), max_iter=5, random_state=0, backend=backend).fit(X, y)
+    assert not hasattr(from_array, "feature_names_in_")
+    np.testing.assert_array_equal(from_array.predict_proba(X), expected)  # same network
+    # Labels in a Series, targets in a DataFrame or Series, as scikit-learn takes them.
+    labels = pandas.Series(np.array(["a", "b", "c"])[y], name="species")
+    named = MLPClassifier((5,), max_iter=5, random_state=0, backend=backend).fit(frame, labels)
+    assert named.classes_.tolist() == ["a", "b", "c"]
+    np.testing.assert_array_equal(named.predict_proba(frame), expected)
+    targets = pandas.DataFrame({"u": X[:, 0] * X[:, 1], "v": X[:, 2]})
+    regressor = MLPRegressor((5,), max_iter=5, random_state=0, backend=backend)
+    regressor.fit(frame, targets)
+    assert regressor.feature_names_in_.tolist() == frame.columns.tolist()
+    plain = MLPRegressor((5,), max_iter=5, random_state=0, backend=backend).fit(
+        X, targets.to_numpy())
+    np.testing.assert_array_equal(regressor.predict(frame), plain.predict(X))
+    single = MLPRegressor((5,), max_iter=5, random_state=0, backend=backend).fit(
+        frame, targets["u"])
+    assert single.predict(frame).shape == (150,)
 
 
-def test_backend_parity(backend):
-    # The same random_state gives the same network on every backend
-    # (compared with the NumPy reference; on "numpy" itself this checks that
-    # the result is reproducible).
+def _parity_cases():
+    """(Estimator, X, y, extra options) for the backend parity tests."""
     X, y = make_blobs(n_samples=120, centers=3, random_state=3)
     X_reg, Y_reg = make_regression(n_samples=120, n_features=4, n_targets=2, random_state=3)
-    cases = [
+    return [
         (MLPClassifier, X, y, dict(early_stopping=True)),
         (MLPClassifier, X, y == 1, dict(solver="sgd", learning_rate_init=0.05)),
         (MLPRegressor, X_reg, Y_reg / 100, dict(batch_size=32)),
     ]
-    for Estimator, X_fit, y_fit, extra in cases:
-        options = dict(hidden_layer_sizes=(16, 8), max_iter=40, random_state=7,
-                       dtype=np.float64, **extra)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            ours = Estimator(backend=backend, **options).fit(X_fit, y_fit)
-            reference = Estimator(backend="numpy", **options).fit(X_fit, y_fit)
+
+
+def _fit_parity_case(Estimator, X, y, extra, backend):
+    options = dict(hidden_layer_sizes=(16, 8), max_iter=40, random_state=7,
+                   dtype=np.float64, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return Estimator(backend=backend, **options).fit(X, y)
+
+
+@needs_both
+def test_backend_parity():
+    # The same random_state gives the same network on the compiled backend
+    # as on the NumPy reference (float64: rtol 1e-10, DESIGN.md).
+    for Estimator, X_fit, y_fit, extra in _parity_cases():
+        compiled = _fit_parity_case(Estimator, X_fit, y_fit, extra, "cython")
+        reference = _fit_parity_case(Estimator, X_fit, y_fit, extra, "numpy")
+        assert compiled.net_.backend == "cython" and reference.net_.backend == "numpy"
+        # Both trained (a Trainer that never steps would agree with itself).
+        assert reference.loss_curve_[-1] < reference.loss_curve_[0]
         method = "predict_proba" if Estimator is MLPClassifier else "predict"
-        np.testing.assert_allclose(getattr(ours, method)(X_fit), getattr(reference, method)(X_fit),
-                                   rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(ours.loss_curve_, reference.loss_curve_, rtol=1e-10)
-        assert ours.n_iter_ == reference.n_iter_
+        np.testing.assert_allclose(getattr(compiled, method)(X_fit),
+                                   getattr(reference, method)(X_fit), rtol=1e-10, atol=1e-12)
+        for mine, theirs in zip(parameters(compiled), parameters(reference)):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(compiled.loss_curve_, reference.loss_curve_, rtol=1e-10)
+        assert compiled.n_iter_ == reference.n_iter_
+        if extra.get("early_stopping"):
+            np.testing.assert_allclose(compiled.validation_scores_,
+                                       reference.validation_scores_, rtol=1e-10)
+
+
+def test_same_random_state_is_reproducible(backend):
+    # On one backend, the same random_state gives the same network bit for bit.
+    for Estimator, X_fit, y_fit, extra in _parity_cases():
+        first = _fit_parity_case(Estimator, X_fit, y_fit, extra, backend)
+        again = _fit_parity_case(Estimator, X_fit, y_fit, extra, backend)
+        assert first.net_.backend == again.net_.backend == backend
+        for mine, theirs in zip(parameters(first), parameters(again)):
+            np.testing.assert_array_equal(mine, theirs)
+        assert first.loss_curve_ == again.loss_curve_
+        assert first.n_iter_ == again.n_iter_
 
 
 def test_regression_of_a_simple_function(backend):
@@ -339,10 +395,22 @@ def test_regression_of_a_simple_function(backend):
 
 @quiet_convergence
 def test_multioutput_regression(backend):
+    # Three outputs, mini-batches with a smaller last one (100 = 3 * 32 + 4):
+    # with SGD, no shuffling and no L2 the network is scikit-learn's.
     X, Y = make_regression(n_samples=100, n_features=5, n_targets=3, random_state=0)
-    model = MLPRegressor((10,), max_iter=10, random_state=0, backend=backend).fit(X, Y / 100)
+    options = dict(hidden_layer_sizes=(10,), max_iter=10, random_state=0, solver="sgd",
+                   shuffle=False, alpha=0.0, batch_size=32, learning_rate_init=0.01)
+    model = MLPRegressor(backend=backend, **options).fit(X, Y / 100)
+    theirs = SkMLPRegressor(**options).fit(X, Y / 100)
     assert model.predict(X).shape == (100, 3)
-    assert model.n_outputs_ == 3
+    assert model.n_outputs_ == theirs.n_outputs_ == 3
+    assert model.n_iter_ == theirs.n_iter_ == 10
+    assert [w.shape for w in model.coefs_] == [w.shape for w in theirs.coefs_]
+    for mine, reference in zip(parameters(model), parameters(theirs)):
+        np.testing.assert_allclose(mine, reference, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.predict(X), theirs.predict(X), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.loss_curve_, theirs.loss_curve_, rtol=1e-12)
+    assert model.loss_curve_[-1] < model.loss_curve_[0]  # it trained
 
 
 @quiet_convergence
@@ -543,6 +611,79 @@ def test_loss_curve_with_l2_close_to_sklearn(iris, backend):
         ours = MLPClassifier(backend=backend, **options).fit(X, y)
         theirs = SkMLPClassifier(**options).fit(X, y)
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=0.02)
+
+
+def _reference_outputs(coefs, intercepts, X):
+    """Pre-activation outputs of a tanh network, in float64 without the kernels."""
+    a = np.asarray(X, dtype=np.float64)
+    for W, b in zip(coefs[:-1], intercepts[:-1]):
+        a = np.tanh(a @ W + b)
+    return a @ coefs[-1] + intercepts[-1]
+
+
+def _sklearn_data_loss(kind, z, t):
+    """scikit-learn's loss without the L2 term, from the output pre-activations z."""
+    if kind == "multiclass":  # log_loss on softmax outputs
+        return float(np.mean(logsumexp(z, axis=1) - z[np.arange(len(t)), t]))
+    if kind == "multilabel":  # binary_log_loss: summed over labels, mean over samples
+        return float(np.sum(t * np.logaddexp(0, -z) + (1 - t) * np.logaddexp(0, z)) / len(t))
+    return float(0.5 * np.mean((z - t) ** 2))  # squared_loss: half the MSE
+
+
+@pytest.mark.parametrize("batch_size", [150, 50])
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel", "regression"])
+def test_loss_curve_is_data_loss_plus_sklearns_l2_term(kind, batch_size, iris, backend):
+    # loss_curve_ is scikit-learn's epoch loss: the mean over batches (weighted
+    # by their size) of each batch's data loss, measured before its step, plus
+    # each batch's 0.5 * alpha * sum(W ** 2) / batch_n (weights only, no
+    # biases), cymlp measuring W once, at the end of the epoch (class Notes).
+    # The data terms come from an independent float64 forward pass at the
+    # parameters before each batch, seen by replaying the batches with
+    # partial_fit (which continues the optimizer, so the steps are the same).
+    X, y = iris
+    n, alpha, epochs = len(X), 1.0, 3
+    targets = {"multiclass": y,
+               "multilabel": np.column_stack([y == 0, y == 1, y != 1]).astype(int),
+               "regression": np.column_stack([X[:, 0] * X[:, 1], X[:, 2] - X[:, 3]])}[kind]
+    Estimator = MLPRegressor if kind == "regression" else MLPClassifier
+    classes = {} if kind == "regression" else dict(classes=[0, 1, 2])
+    options = dict(hidden_layer_sizes=(10,), activation="tanh", solver="sgd", shuffle=False,
+                   alpha=alpha, random_state=0, learning_rate_init=0.05,
+                   batch_size=batch_size, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted = Estimator(max_iter=epochs, **options).fit(X, targets)
+        # A negligible step shows the initial parameters.
+        start = Estimator(**dict(options, learning_rate_init=1e-30)).partial_fit(
+            X, targets, **classes)
+    assert fitted.net_.dtype == np.float64
+    stepper = Estimator(**options)
+    coefs, intercepts = start.coefs_, start.intercepts_
+    data_terms, l2_terms = [], []
+    for _ in range(epochs):
+        data_term, batch_sizes = 0.0, []
+        for first in range(0, n, batch_size):
+            rows = slice(first, first + batch_size)
+            batch_n = len(X[rows])
+            z = _reference_outputs(coefs, intercepts, X[rows])
+            data_term += _sklearn_data_loss(kind, z, targets[rows]) * batch_n / n
+            stepper.partial_fit(X[rows], targets[rows], **classes)
+            coefs = [w.copy() for w in stepper.coefs_]
+            intercepts = [b.copy() for b in stepper.intercepts_]
+            batch_sizes.append(batch_n)
+        squares = sum(float(np.sum(w.astype(np.float64) ** 2)) for w in coefs)
+        l2_terms.append(sum(0.5 * alpha * squares / batch_n * batch_n / n
+                            for batch_n in batch_sizes))
+        data_terms.append(data_term)
+    # The replay took the very steps of the fit.
+    for mine, replayed in zip(parameters(fitted), parameters(stepper)):
+        np.testing.assert_allclose(mine, replayed, rtol=1e-12, atol=1e-15)
+    loss_curve = np.array(fitted.loss_curve_)
+    assert len(loss_curve) == epochs
+    assert (np.array(l2_terms) > 0.01 * loss_curve).all()  # the L2 term matters here
+    np.testing.assert_allclose(loss_curve, np.add(data_terms, l2_terms), rtol=1e-10)
+    np.testing.assert_allclose(loss_curve - data_terms, l2_terms, rtol=1e-9)
+    assert fitted.loss_ == loss_curve[-1]
 
 
 # ---------------------------------------------------------------- bad parameters

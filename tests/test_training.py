@@ -433,9 +433,32 @@ def extreme_targets(loss, output):
     return np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
 
 
+EXTREME_STEP = 1e-7   # x is ~1000, so z moves by ~1e-4: small next to the curvature
+
+
+def crosses_a_kink(net, X, reference_pre_activations, base, i, step):
+    """Whether moving params[i] by +-step moves a ReLU pre-activation across 0.
+
+    There the loss is not differentiable and central differences average the
+    two one-sided slopes, while the kernels use relu'(0) = 0 as torch does.
+    """
+    signs = []
+    for delta in (-step, 0.0, step):
+        params = base.copy()
+        params[i] += delta
+        layers = reference_pre_activations(net, X, params)
+        signs.append([np.sign(z) for (z, _), name in zip(layers, net.activations)
+                      if name in ("relu", "leaky_relu")])
+    return any((below != at).any() or (above != at).any()
+               for below, at, above in zip(*signs))
+
+
 @pytest.mark.parametrize("output, loss", HEADS, ids=[f"{o}-{l}" for o, l in HEADS])
 @pytest.mark.parametrize("hidden", HIDDEN)
-def test_extreme_pre_activations_stay_finite_without_warnings(backend, hidden, output, loss):
+def test_extreme_pre_activations_stay_finite_without_warnings(backend, hidden, output, loss,
+                                                              reference_loss,
+                                                              reference_gradient,
+                                                              reference_pre_activations):
     Y = extreme_targets(loss, output)
     for dtype in (np.float64, np.float32):
         net = extreme_net(backend, dtype, hidden, output, loss)
@@ -460,6 +483,22 @@ def test_extreme_pre_activations_stay_finite_without_warnings(backend, hidden, o
         assert np.isfinite(outputs).all(), what
         assert 0 <= accuracy <= 1
         assert np.isfinite(net.params).all(), what
+        # Against the float64 reference (conftest), at the parameters the
+        # kernel saw: the loss, and the gradient wherever the loss is smooth.
+        start = extreme_net(backend, dtype, hidden, output, loss)
+        rtol = 1e-10 if dtype == np.float64 else 1e-6
+        assert value == pytest.approx(reference_loss(start, X, Yd), rel=rtol, abs=1e-12), what
+        base = start.params.astype(np.float64)
+        smooth = np.array([not crosses_a_kink(start, X, reference_pre_activations, base, i,
+                                              EXTREME_STEP)
+                           for i in range(start.n_params)])
+        # Only rows 4 and 5 put ReLU units at their kink: most entries are checked.
+        assert smooth.sum() >= 10, what
+        estimate = reference_gradient(start, X, Yd, np.flatnonzero(smooth), step=EXTREME_STEP)
+        tol = 1e-7 if dtype == np.float64 else 1e-5
+        scale = max(1.0, np.abs(estimate).max())
+        np.testing.assert_allclose(grad[smooth], estimate, rtol=tol, atol=tol * scale,
+                                   err_msg=what)
 
 
 @pytest.mark.parametrize("z, y, expected", [

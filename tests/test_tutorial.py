@@ -149,19 +149,25 @@ def test_train_100_epochs_reaches_full_accuracy(backend, capsys):
 def test_bad_arguments_name_the_argument(backend):
     x, Y = tutorial_data()
     w1, w2 = start_weights(0)
-    with pytest.raises(ValueError, match="w2"):
+    # Each message starts with the argument's name, then what was expected
+    # and what was received.
+    with pytest.raises(ValueError, match=r"^w2 must have 5 rows \(one per hidden unit of w1\); "
+                                         r"got shape \(4, 3\)$"):
         tutorial.f_forward(x[0], w1, w2[:4])
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x must have 30 inputs \(columns\) for this network; "
+                                         r"got shape \(1, 29\)$"):
         tutorial.f_forward(np.ones((1, 29)), w1, w2)
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ValueError, match=r"^alpha must be a finite number > 0\b.*; got -0\.1$"):
         tutorial.train(x, Y, w1, w2, -0.1, 1)
-    with pytest.raises(ValueError, match="Y"):
+    with pytest.raises(ValueError, match=r"^Y must have 3 outputs \(columns\) for this "
+                                         r"network; got shape \(3, 2\)$"):
         tutorial.train(x, Y[:, :2], w1, w2, 0.1, 1)
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match=r"^x and Y must have the same number of samples; "
+                                         r"got 3 and 6$"):
         tutorial.train(x, np.vstack([Y, Y]), w1, w2, 0.1, 1)
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match=r"^x must contain only finite values"):
         tutorial.back_prop(x[0] * np.nan, Y[0], w1, w2, 0.1)
-    with pytest.raises(TypeError, match="epoch"):
+    with pytest.raises(TypeError, match=r"^epoch must be an integer; got 2\.5$"):
         tutorial.train(x, Y, w1, w2, 0.1, 2.5)
 
 

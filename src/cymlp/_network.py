@@ -8,6 +8,8 @@ training to ``cymlp/_training.py``, which drives a backend ``Trainer``.
 import contextlib
 import copy
 import math
+import numbers
+import operator
 import os
 import threading
 from collections.abc import Sequence as SequenceABC
@@ -170,10 +172,7 @@ class MLP:
         self.dtype = check_dtype(dtype)
         self.seed = check_seed(seed)
         self.backend, self._kernels = resolve_backend(backend)
-        if n_threads is not None and check_int(n_threads, "n_threads", minimum=-1) == 0:
-            raise ValueError("n_threads must be None, -1 (every core) or a positive integer; "
-                             "got 0")
-        self.n_threads = n_threads
+        self.n_threads = _check_n_threads(n_threads)
         self._loss_code = LOSSES[self.loss_name]
         self._layout, n_params = _params.build_layout(
             self.layer_sizes, [ACTIVATIONS[name] for name in self.activations], self.bias)
@@ -724,6 +723,19 @@ def _state_validation_rows(value):
         raise ValueError("state['validation_rows'] is inconsistent (rows must be sorted, "
                          "distinct indices below n_rows)")
     return {"n_rows": int(n_rows), "fraction": float(fraction), "rows": rows.astype(np.intp)}
+
+
+def _check_n_threads(n_threads):
+    """None, -1 or a positive int; TypeError/ValueError naming n_threads otherwise."""
+    if n_threads is None:
+        return None
+    expected = "n_threads must be None, -1 (every core) or a positive integer"
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(f"{expected}; got {n_threads!r}")
+    n_threads = operator.index(n_threads)
+    if n_threads == 0 or n_threads < -1:
+        raise ValueError(f"{expected}; got {n_threads}")
+    return n_threads
 
 
 def _check_layer_sizes(layer_sizes):

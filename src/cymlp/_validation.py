@@ -101,9 +101,16 @@ def check_same_rows(X, Y, x_name="X", y_name="Y"):
 
 
 def check_choice(value, name, choices):
-    """``value`` lower-cased if it is one of ``choices`` (strings)."""
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    """``value`` lower-cased if it is one of ``choices`` (strings).
+
+    A value that is not a string at all (None, a number) is a ``TypeError``;
+    an unknown name a ``ValueError``.
+    """
+    expected = f"{name} must be one of {', '.join(map(repr, choices))}"
+    if not isinstance(value, str):
+        raise TypeError(f"{expected}; got {value!r} of type {type(value).__name__}")
+    if value.lower() not in choices:
+        raise ValueError(f"{expected}; got {value!r}")
     return value.lower()
 
 
