@@ -28,6 +28,8 @@ from libc.stdint cimport int64_t
 from libc.float cimport FLT_MIN, DBL_MIN, FLT_MAX, DBL_MAX
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
+__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad"]
+
 # Layout columns (cymlp/_params.py).
 cdef enum:
     N_IN = 0
@@ -705,15 +707,16 @@ cdef class Trainer:
 
     It updates the network's ``params`` and optimizer ``state`` in place and
     owns everything else a step needs: the workspace, the gradient, the step
-    count and a snapshot taken at the start of each ``run``.
+    count, and snapshots taken at the start of the last two runs.
 
-    A step is taken only if it keeps everything finite: a batch whose loss is
-    not finite stops the run before its step; a step that makes a parameter
-    or the optimizer state inf or NaN is undone (from the snapshot, replaying
-    the run's earlier steps, which gives the same bits) and stops the run.
-    Either way ``run`` returns fewer rows than it was given, and the network
-    is left after the last good step. Whether a run stops never depends on
-    how the caller cut the epoch into runs.
+    A step is kept only while everything stays finite. A batch whose loss is
+    not finite is not stepped on, and the step before it (whose result gave
+    that loss) is undone too; a step that makes a parameter or the optimizer
+    state inf or NaN is undone. Undoing goes back to a snapshot and takes the
+    steps after it again (the same operations on the same values: the same
+    bits). The network is left at the last state whose loss was measured
+    finite, and ``run`` says how many rows it kept. Where the caller cut the
+    epoch into runs never changes which steps are kept.
 
     Parameters
     ----------
@@ -733,34 +736,38 @@ cdef class Trainer:
     """
 
     cdef readonly object params, layout, X, Y, state
-    cdef object workspace, grad, backup
+    cdef object workspace, grad, snapshots, rows
     cdef readonly Py_ssize_t batch_size
     cdef readonly long long step
-    cdef int loss_code, optimizer_code, n_layers
+    cdef int loss_code, optimizer_code, n_layers, current
     cdef Py_ssize_t n_params, capacity, n_in
     cdef bint single, plain_sgd, keeps_state
     cdef double hyperparams[N_HYPERPARAMS]
+    # Per run slot (the current run and the one before): rows, rate, step at start.
+    cdef Py_ssize_t row_counts[2]
+    cdef double rates[2]
+    cdef long long start_steps[2]
     cdef void* params_data
     cdef const void* X_data
     cdef const void* Y_data
     cdef void* state_data
     cdef void* grad_data
     cdef void* workspace_data
-    cdef void* backup_data
+    cdef void* snapshots_data
     cdef const Py_ssize_t* layout_data
 
     def __init__(self, params, layout, loss, X, Y, batch_size, optimizer, state, step):
         import numpy
         cdef const Py_ssize_t[:, ::1] layout_view = layout
-        cdef double[::1] p64
-        cdef float[::1] p32
         dtype = params.dtype
         self.single = dtype == numpy.float32
         if not self.single and dtype != numpy.float64:
             raise TypeError("params must be float32 or float64")
-        for name, array in (("X", X), ("Y", Y), ("state", state)):
+        for name, array in (("params", params), ("X", X), ("Y", Y), ("state", state)):
             if array.dtype != dtype or not array.flags.c_contiguous:
                 raise ValueError(f"{name} must be C-contiguous {dtype}")
+        if not params.flags.writeable or not state.flags.writeable:
+            raise ValueError("params and state must be writeable")
         self.n_params = params.shape[0]
         width = check_layout(layout_view, self.n_params, X.shape[1], Y.shape[1])
         if batch_size < 1 or Y.shape[0] != X.shape[0] or state.shape != (2, self.n_params):
@@ -788,7 +795,11 @@ cdef class Trainer:
         self.keeps_state = not (self.optimizer_code == SGD and self.hyperparams[MOMENTUM] == 0)
         self.grad = numpy.empty(self.n_params, dtype=dtype)
         self.workspace = numpy.empty(width * self.capacity, dtype=dtype)
-        self.backup = numpy.empty(3 * self.n_params, dtype=dtype)
+        # Two snapshots of params and state (one per run slot), and the rows of each run.
+        self.snapshots = numpy.empty((2, 3 * self.n_params), dtype=dtype)
+        self.rows = [numpy.empty(0, dtype=numpy.intp), numpy.empty(0, dtype=numpy.intp)]
+        self.row_counts[0] = self.row_counts[1] = 0
+        self.current = 0
         self.layout_data = &layout_view[0, 0]
         self.params_data = numpy_data(params)
         self.X_data = numpy_data(X) if X.shape[0] else NULL
@@ -796,7 +807,7 @@ cdef class Trainer:
         self.state_data = numpy_data(state)
         self.grad_data = numpy_data(self.grad)
         self.workspace_data = numpy_data(self.workspace)
-        self.backup_data = numpy_data(self.backup)
+        self.snapshots_data = numpy_data(self.snapshots)
 
     @property
     def learning_rate(self):
@@ -813,15 +824,19 @@ cdef class Trainer:
         Returns
         -------
         loss_sum : float
-            Sum over the rows trained of the loss measured before their step.
+            Sum over the rows kept of the loss measured before their step.
         n_correct : int
             Those rows classified correctly by the same forward passes.
         rows_done : int
-            Rows trained; fewer than ``stop - start`` when a step would have
-            made the loss, a parameter or the optimizer state non-finite.
+            Rows whose steps were kept: ``stop - start``, or fewer when
+            training diverged; ``-r`` when the last batch of the previous
+            run (``r`` rows) had to be undone as well.
         """
+        import numpy
         cdef Py_ssize_t r, n_rows = self.X.shape[0], n_correct = 0, rows_done
         cdef double loss_sum = 0
+        cdef const Py_ssize_t* current_rows
+        cdef const Py_ssize_t* previous_rows = NULL
         if not 0 <= start <= stop <= order.shape[0]:
             raise ValueError("start and stop must satisfy 0 <= start <= stop <= len(order)")
         for r in range(start, stop):
@@ -829,66 +844,117 @@ cdef class Trainer:
                 raise ValueError("order holds a row index outside X")
         if stop == start:
             return 0.0, 0, 0
+        self.current ^= 1
+        if self.rows[self.current].shape[0] < stop - start:
+            self.rows[self.current] = numpy.empty(stop - start, dtype=numpy.intp)
+        self.rows[self.current][:stop - start] = order[start:stop]
+        current_rows = <const Py_ssize_t*>numpy_data(self.rows[self.current])
+        if self.row_counts[self.current ^ 1]:
+            previous_rows = <const Py_ssize_t*>numpy_data(self.rows[self.current ^ 1])
+        self.row_counts[self.current] = stop - start
+        self.rates[self.current] = self.hyperparams[LEARNING_RATE]
+        self.start_steps[self.current] = self.step
         with nogil:
             if self.single:
                 rows_done = train_rows(self, <float*>self.params_data, <const float*>self.X_data,
                                        <const float*>self.Y_data, <float*>self.state_data,
                                        <float*>self.grad_data, <float*>self.workspace_data,
-                                       <float*>self.backup_data, &order[start], stop - start,
-                                       &loss_sum, &n_correct)
+                                       <float*>self.snapshots_data, current_rows,
+                                       previous_rows, &loss_sum, &n_correct)
             else:
                 rows_done = train_rows(self, <double*>self.params_data,
                                        <const double*>self.X_data, <const double*>self.Y_data,
                                        <double*>self.state_data, <double*>self.grad_data,
-                                       <double*>self.workspace_data, <double*>self.backup_data,
-                                       &order[start], stop - start, &loss_sum, &n_correct)
+                                       <double*>self.workspace_data,
+                                       <double*>self.snapshots_data, current_rows,
+                                       previous_rows, &loss_sum, &n_correct)
         return loss_sum, n_correct, rows_done
 
 
 cdef void* numpy_data(array) except NULL:
-    """The data pointer of a C-contiguous float or intp array (kept alive by its owner)."""
+    """The data pointer of a C-contiguous array (kept alive by its owner)."""
     return <void*><size_t>array.ctypes.data
+
+
+cdef Py_ssize_t last_batch_start(Py_ssize_t n_rows, Py_ssize_t batch_size) noexcept nogil:
+    """Where the last batch of ``n_rows`` rows starts."""
+    return (n_rows - 1) // batch_size * batch_size
+
+
+cdef void take_snapshot(Trainer t, floating* snapshot, const floating* params,
+                        const floating* state) noexcept nogil:
+    memcpy(snapshot, params, t.n_params * sizeof(floating))
+    if t.keeps_state:
+        memcpy(snapshot + t.n_params, state, 2 * t.n_params * sizeof(floating))
+
+
+cdef void restore_snapshot(Trainer t, const floating* snapshot, floating* params,
+                           floating* state, int slot) noexcept nogil:
+    memcpy(params, snapshot, t.n_params * sizeof(floating))
+    if t.keeps_state:
+        memcpy(state, snapshot + t.n_params, 2 * t.n_params * sizeof(floating))
+    t.step = t.start_steps[slot]
 
 
 cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const floating* Y,
                            floating* state, floating* grad, floating* workspace,
-                           floating* backup, const Py_ssize_t* order, Py_ssize_t n_rows,
-                           double* loss_sum, Py_ssize_t* n_correct) noexcept nogil:
-    """``Trainer.run`` on typed pointers: the rows done, after undoing a bad step."""
-    cdef Py_ssize_t n = t.n_params, failed_at, rows_done = 0
-    cdef long long step_at_start = t.step
-    memcpy(backup, params, n * sizeof(floating))
-    if t.keeps_state:
-        memcpy(backup + n, state, 2 * n * sizeof(floating))
-    failed_at = train_batches(t, params, X, Y, state, grad, workspace, order, n_rows,
-                              loss_sum, n_correct, &rows_done)
-    if failed_at >= 0:
-        # The step of the batch starting at row failed_at made a value
-        # non-finite: go back to the snapshot and take the steps before it
-        # again (the same operations on the same values: the same bits).
-        memcpy(params, backup, n * sizeof(floating))
-        if t.keeps_state:
-            memcpy(state, backup + n, 2 * n * sizeof(floating))
-        t.step = step_at_start
+                           floating* snapshots, const Py_ssize_t* current_rows,
+                           const Py_ssize_t* previous_rows, double* loss_sum,
+                           Py_ssize_t* n_correct) noexcept nogil:
+    """``Trainer.run`` on typed pointers: the rows kept (see ``Trainer.run``)."""
+    cdef int current = t.current, previous = t.current ^ 1
+    cdef Py_ssize_t n_rows = t.row_counts[current], failed_at, keep, rows_done = 0
+    cdef Py_ssize_t previous_rows_count = t.row_counts[previous]
+    cdef floating* snapshot = snapshots + current * 3 * t.n_params
+    cdef bint loss_failed = False
+    take_snapshot(t, snapshot, params, state)
+    failed_at = train_batches(t, params, X, Y, state, grad, workspace, current_rows, n_rows,
+                              loss_sum, n_correct, &rows_done, &loss_failed)
+    if failed_at < 0:
+        return rows_done
+    if not loss_failed:
+        keep = failed_at            # undo the step that made a value non-finite
+    elif failed_at > 0:
+        keep = failed_at - t.batch_size   # undo the step whose result gave that loss
+    elif previous_rows != NULL:
+        # The first batch of this run: the step to undo is the previous run's last.
+        restore_snapshot(t, snapshots + previous * 3 * t.n_params, params, state, previous)
+        t.hyperparams[LEARNING_RATE], t.rates[previous] = t.rates[previous], t.rates[current]
+        keep = last_batch_start(previous_rows_count, t.batch_size)
         loss_sum[0] = 0
         n_correct[0] = 0
-        train_batches(t, params, X, Y, state, grad, workspace, order, failed_at,
-                      loss_sum, n_correct, &rows_done)
-    return rows_done
+        train_batches(t, params, X, Y, state, grad, workspace, previous_rows, keep,
+                      loss_sum, n_correct, &rows_done, &loss_failed)
+        t.hyperparams[LEARNING_RATE], t.rates[previous] = t.rates[previous], t.hyperparams[LEARNING_RATE]
+        loss_sum[0] = 0
+        n_correct[0] = 0
+        t.row_counts[current] = 0   # nothing of this run was kept
+        t.row_counts[previous] = keep
+        return keep - previous_rows_count
+    else:
+        return 0                    # the first batch of the fit: nothing to undo
+    restore_snapshot(t, snapshot, params, state, current)
+    loss_sum[0] = 0
+    n_correct[0] = 0
+    train_batches(t, params, X, Y, state, grad, workspace, current_rows, keep,
+                  loss_sum, n_correct, &rows_done, &loss_failed)
+    t.row_counts[current] = keep
+    return keep
 
 
 cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
                               const floating* Y, floating* state, floating* grad,
                               floating* workspace, const Py_ssize_t* order, Py_ssize_t n_rows,
                               double* loss_sum, Py_ssize_t* n_correct,
-                              Py_ssize_t* rows_done) noexcept nogil:
+                              Py_ssize_t* rows_done, bint* loss_failed) noexcept nogil:
     """One step per batch of ``X[order[:n_rows]]``.
 
-    Stops before the step of a batch whose loss is not finite (judged in the
-    network's precision: a float32 loss that only double can hold goes with
-    overflowed float32 deltas). Returns -1, or the first row of the batch
-    whose step made a parameter or the optimizer state inf or NaN.
-    ``rows_done`` counts the rows whose steps were taken.
+    Returns -1, or the first row of the batch where training must stop:
+    its loss was not finite (``loss_failed``; judged in the network's
+    precision, since a float32 loss that only double can hold goes with
+    overflowed float32 deltas; its step is not taken), or its step made a
+    parameter or the optimizer state inf or NaN. ``rows_done`` counts the
+    rows whose steps were taken.
 
     For plain SGD, whose update is folded into the gradient products, the
     check costs no pass over the parameters: ``bound`` is an upper bound on
@@ -903,6 +969,7 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
     cdef double limit = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
     cdef double bound = max_abs(t.n_params, params) if t.plain_sgd else 0
     rows_done[0] = 0
+    loss_failed[0] = False
     while start < n_rows:
         rows = min(t.batch_size, n_rows - start)
         if rows == 1:
@@ -915,7 +982,8 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
         batch_loss = forward_loss(params, t.layout_data, t.n_layers, t.loss_code, inputs, Y,
                                   order + start, rows, workspace, t.capacity, &batch_correct)
         if not isfinite(<floating>batch_loss):
-            return -1
+            loss_failed[0] = True
+            return start
         t.step += 1
         if t.plain_sgd:
             bound += backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows,

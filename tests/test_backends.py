@@ -10,12 +10,19 @@ import pytest
 import cymlp
 from cymlp import BackendWarning, MLP, _backend
 
-KERNEL_FUNCTIONS = ("forward", "evaluate", "loss_and_grad", "train_epoch")
+KERNEL_FUNCTIONS = ("evaluate", "forward", "loss_and_grad")
+KERNEL_NAMES = ("Trainer",) + KERNEL_FUNCTIONS
+TRAINER_METHODS = ("run",)
 
 
-def _public_functions(module):
-    return sorted(name for name in dir(module)
-                  if not name.startswith("_") and inspect.isroutine(getattr(module, name)))
+def _signature_text(obj):
+    """The signature of a function or class, as text; for a compiled class, its embedded one."""
+    try:
+        return str(inspect.signature(obj))
+    except ValueError:  # a cdef class: Cython embeds "Name(arguments)" in its docstring
+        first_line = obj.__doc__.splitlines()[0]
+        assert first_line.startswith(obj.__name__ + "("), first_line
+        return first_line[len(obj.__name__):]
 
 
 @pytest.fixture
@@ -34,23 +41,56 @@ def cython_missing(monkeypatch, no_env):
 
 # ---------------------------------------------------------------- the interface
 
-def test_numpy_kernels_export_the_four_functions():
+def test_numpy_kernels_export_the_kernel_names():
     module = importlib.import_module("cymlp._numpy_kernels")
-    assert sorted(module.__all__) == sorted(KERNEL_FUNCTIONS)
-    for name in KERNEL_FUNCTIONS:
+    assert sorted(module.__all__) == sorted(KERNEL_NAMES)
+    for name in KERNEL_NAMES:
         assert callable(getattr(module, name))
 
 
-@pytest.mark.parametrize("name", KERNEL_FUNCTIONS)
+@pytest.mark.parametrize("name", KERNEL_NAMES)
 def test_kernel_signatures_identical(name):
     compiled = pytest.importorskip("cymlp._kernels")
     reference = importlib.import_module("cymlp._numpy_kernels")
-    assert inspect.signature(getattr(compiled, name)) == inspect.signature(getattr(reference, name))
+    assert _signature_text(getattr(compiled, name)) == _signature_text(getattr(reference, name))
 
 
-def test_compiled_kernels_export_only_the_kernel_functions():
+@pytest.mark.parametrize("method", TRAINER_METHODS)
+def test_trainer_method_signatures_identical(method):
     compiled = pytest.importorskip("cymlp._kernels")
-    assert _public_functions(compiled) == sorted(KERNEL_FUNCTIONS)
+    reference = importlib.import_module("cymlp._numpy_kernels")
+    assert (inspect.signature(getattr(compiled.Trainer, method))
+            == inspect.signature(getattr(reference.Trainer, method)))
+
+
+def test_trainers_have_the_same_public_attributes(make_data):
+    compiled = pytest.importorskip("cymlp._kernels")
+    reference = importlib.import_module("cymlp._numpy_kernels")
+    X, Y = make_data(4, 3, 2)
+    net = MLP([3, 2], seed=0)
+    trainers = [module.Trainer(net.params.copy(), net._layout, net._loss_code, X, Y, 2,
+                               cymlp.optim.SGD(0.1), np.zeros((2, net.n_params)), 5)
+                for module in (compiled, reference)]
+    for trainer in trainers:
+        assert trainer.step == 5 and trainer.batch_size == 2 and trainer.learning_rate == 0.1
+        trainer.learning_rate = 0.25
+        assert trainer.learning_rate == 0.25
+
+
+def test_compiled_kernels_export_only_the_kernel_names():
+    compiled = pytest.importorskip("cymlp._kernels")
+    assert sorted(compiled.__all__) == sorted(KERNEL_NAMES)
+
+
+def test_the_codes_agree_with_the_compiled_ones():
+    """The cpdef enums of csrc/_kernels.pyx repeat cymlp/_codes.py: they must agree."""
+    compiled = pytest.importorskip("cymlp._kernels")
+    from cymlp import _codes
+    for enum in (_codes.Activation, _codes.Loss, _codes.Optimizer):
+        theirs = getattr(compiled, enum.__name__)
+        assert {member.name: int(member) for member in theirs} == \
+            {member.name: int(member) for member in enum}, enum.__name__
+    assert compiled.LEAKY_SLOPE == _codes.LEAKY_SLOPE
 
 
 def test_kernel_functions_have_docstrings():
@@ -58,8 +98,9 @@ def test_kernel_functions_have_docstrings():
     if "cython" in cymlp.available_backends():
         modules.append(importlib.import_module("cymlp._kernels"))
     for module in modules:
-        for name in KERNEL_FUNCTIONS:
+        for name in KERNEL_NAMES:
             assert getattr(module, name).__doc__, f"{module.__name__}.{name}"
+        assert module.Trainer.run.__doc__, f"{module.__name__}.Trainer.run"
 
 
 # ---------------------------------------------------------------- available_backends

@@ -6,21 +6,15 @@ import math
 import numpy as np
 import pytest
 
-from cymlp import MLP, _layout
+from cymlp import MLP
 
 # ---------------------------------------------------------------- finite differences
 
 
 def kernel_loss_and_grad(net, X, Y):
-    """(mean loss, gradient) from the network's backend kernel."""
-    X = np.ascontiguousarray(X, dtype=net.dtype)
-    Y = np.ascontiguousarray(Y, dtype=net.dtype)
-    # NaN-filled buffers: the kernel must write every gradient entry and must
-    # not rely on a zeroed workspace.
-    grad = np.full(net.n_params, np.nan, dtype=net.dtype)
-    workspace = np.full(_layout.workspace_size(net._layout, X.shape[0]), np.nan, dtype=net.dtype)
-    value = net._kernels.loss_and_grad(net.params, net._layout, net._loss_code, X, Y,
-                                       grad, workspace)
+    """(mean loss, gradient) from the network's backend (``MLP.loss_and_grad``)."""
+    value, grad = net.loss_and_grad(X, Y)
+    assert grad.dtype == net.dtype and grad.shape == (net.n_params,)
     return value, grad
 
 

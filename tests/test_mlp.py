@@ -322,18 +322,22 @@ def test_batch_larger_than_data_is_one_batch(backend, data):
 
 
 class _RecordingKernels:
-    """Wraps a kernel module and records the rows handed to each train_epoch call."""
+    """Wraps a kernel module and records the rows handed to each Trainer.run call."""
 
     def __init__(self, module):
         self._module = module
         self.train_calls = []
+        calls = self.train_calls
+
+        class RecordingTrainer(module.Trainer):
+            def run(self, order, start, stop):
+                calls.append(stop - start)
+                return super().run(order, start, stop)
+
+        self.Trainer = RecordingTrainer
 
     def __getattr__(self, name):
         return getattr(self._module, name)
-
-    def train_epoch(self, *args):
-        self.train_calls.append(len(args[5]))    # order: the rows of this call
-        return self._module.train_epoch(*args)
 
 
 @pytest.mark.parametrize("batch_size", [1, 7])
@@ -431,9 +435,9 @@ def test_verbose_prints_one_line_per_epoch(backend, data, capsys):
 
 
 def test_divergence_raises_and_keeps_finite_weights(backend, dtype):
-    # train_epoch stops before applying the step of a batch whose loss is not
-    # finite, so the weights left behind are the last finite ones (and the
-    # same on every backend).
+    # The trainer does not take a step that would make the loss or the
+    # weights non-finite, so the weights left behind are the last finite ones
+    # (and the same on every backend).
     net = MLP([2, 3, 1], output_activation="identity", seed=0, dtype=dtype, backend=backend)
     X, Y = np.full((4, 2), 1e3), np.zeros((4, 1))
     with np.errstate(all="ignore"), warnings.catch_warnings():

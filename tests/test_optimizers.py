@@ -74,7 +74,7 @@ def test_sgd_momentum_three_steps_by_hand(backend, dtype):
     # Losses (a - y)^2 of the forward passes before each step.
     np.testing.assert_allclose(history.loss, [1.2 ** 2, 0.42 ** 2, 0.555 ** 2], rtol=rtol)
     # The momentum buffer is the optimizer state, in the order (w, b).
-    np.testing.assert_allclose(net._state[0], [2.385, 1.59], rtol=rtol)
+    np.testing.assert_allclose(net.state_dict()["optimizer_state"][0], [2.385, 1.59], rtol=rtol)
     # Plain SGD would have taken a visibly different path: its step 2 ends at
     # w = 0.04 - 0.1 * 1.26 = -0.086.
     plain = unit_net(backend, dtype, W0, B0)
@@ -98,7 +98,7 @@ def test_sgd_nesterov_two_steps_by_hand(backend, dtype):
     net.fit(X1, Y1, epochs=1, learning_rate=lr, momentum=mu, nesterov=True, shuffle=False)
     assert_wb(net, -0.41486, -0.44324, dtype, "after step 2")
     rtol, _ = hand_tolerance(dtype)
-    np.testing.assert_allclose(net._state[0], [2.394, 1.596], rtol=rtol)
+    np.testing.assert_allclose(net.state_dict()["optimizer_state"][0], [2.394, 1.596], rtol=rtol)
 
 
 def test_sgd_weight_decay_with_momentum_by_hand(backend, dtype):
@@ -162,9 +162,9 @@ def test_adam_two_steps_by_hand(backend, dtype):
     net.fit(X1, Y1, epochs=1, learning_rate=lr, optimizer="adam", shuffle=False)
     assert_wb(net, w2, b2_, dtype, "after step 2")
     rtol, _ = hand_tolerance(dtype)
-    np.testing.assert_allclose(net._state[0], m2, rtol=rtol)
-    np.testing.assert_allclose(net._state[1], v2, rtol=rtol)
-    assert net._step[0] == 2
+    np.testing.assert_allclose(net.state_dict()["optimizer_state"][0], m2, rtol=rtol)
+    np.testing.assert_allclose(net.state_dict()["optimizer_state"][1], v2, rtol=rtol)
+    assert net.state_dict()["step"] == 2
     # Without bias correction in step 2 the update would be
     # lr * m2 / (sqrt(v2) + eps), about 0.22 lr smaller: a visible difference.
     uncorrected = w1 - 0.1 * m2[0] / (math.sqrt(v2[0]) + 1e-8)
@@ -245,8 +245,8 @@ def test_state_persists_across_fit_calls(backend, dtype, make_data, case, shuffl
     restarted = fresh_copy(twice, backend)   # same weights, forgotten state
     twice.fit(X, Y, epochs=1, **kwargs)
     np.testing.assert_array_equal(twice.params, once.params)
-    np.testing.assert_array_equal(twice._state, once._state)
-    assert twice._step[0] == once._step[0] == 2 * 3
+    np.testing.assert_array_equal(twice.state_dict()["optimizer_state"], once.state_dict()["optimizer_state"])
+    assert twice.state_dict()["step"] == once.state_dict()["step"] == 2 * 3
     # The state matters: continuing without it lands elsewhere.
     if not shuffle:
         restarted.fit(X, Y, epochs=1, **kwargs)
@@ -260,15 +260,15 @@ def test_reset_clears_state_and_restores_weights(backend, make_data, case):
     net = small_net(backend)
     initial = net.params.copy()
     net.fit(X, Y, epochs=3, **kwargs)
-    assert np.abs(net._state).max() > 0 and net._step[0] > 0
+    assert np.abs(net.state_dict()["optimizer_state"]).max() > 0 and net.state_dict()["step"] > 0
     assert net.reset() is net
     np.testing.assert_array_equal(net.params, initial)
-    assert not net._state.any() and net._step[0] == 0
+    assert not net.state_dict()["optimizer_state"].any() and net.state_dict()["step"] == 0
     net.fit(X, Y, epochs=3, **kwargs)
     fresh = small_net(backend)
     fresh.fit(X, Y, epochs=3, **kwargs)
     np.testing.assert_array_equal(net.params, fresh.params)
-    np.testing.assert_array_equal(net._state, fresh._state)
+    np.testing.assert_array_equal(net.state_dict()["optimizer_state"], fresh.state_dict()["optimizer_state"])
 
 
 def test_switching_optimizer_starts_fresh_state(backend, make_data):
@@ -282,14 +282,14 @@ def test_switching_optimizer_starts_fresh_state(backend, make_data):
     net.fit(X, Y, epochs=2, **adam)
     expected.fit(X, Y, epochs=2, **adam)
     np.testing.assert_array_equal(net.params, expected.params)
-    np.testing.assert_array_equal(net._state, expected._state)
-    assert net._step[0] == 2 * 4
+    np.testing.assert_array_equal(net.state_dict()["optimizer_state"], expected.state_dict()["optimizer_state"])
+    assert net.state_dict()["step"] == 2 * 4
     # Adam -> SGD: the momentum buffer starts from zero, not from Adam's m.
     expected = fresh_copy(net, backend)
     net.fit(X, Y, epochs=1, **sgd)
     expected.fit(X, Y, epochs=1, **sgd)
     np.testing.assert_array_equal(net.params, expected.params)
-    np.testing.assert_array_equal(net._state, expected._state)
+    np.testing.assert_array_equal(net.state_dict()["optimizer_state"], expected.state_dict()["optimizer_state"])
     # partial_fit switches too.
     expected = fresh_copy(net, backend)
     net.partial_fit(X, Y, optimizer="adam", learning_rate=0.01)
@@ -311,8 +311,8 @@ def test_partial_fit_100_times_equals_fit_100_epochs(backend, dtype, make_data, 
     batch = small_net(backend, dtype)
     batch.fit(X, Y, epochs=100, shuffle=False, **kwargs)
     np.testing.assert_array_equal(online.params, batch.params)
-    np.testing.assert_array_equal(online._state, batch._state)
-    assert online._step[0] == batch._step[0]
+    np.testing.assert_array_equal(online.state_dict()["optimizer_state"], batch.state_dict()["optimizer_state"])
+    assert online.state_dict()["step"] == batch.state_dict()["step"]
     assert not np.allclose(online.params, small_net(backend, dtype).params)
 
 
@@ -380,7 +380,7 @@ def test_schedule_trajectory_equals_epoch_by_epoch_fits(backend, make_data, case
         # Same seed, one permutation drawn per epoch: the same row orders.
         stepwise.fit(X, Y, epochs=1, learning_rate=rate, **kwargs)
     np.testing.assert_allclose(scheduled.params, stepwise.params, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(scheduled._state, stepwise._state, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(scheduled.state_dict()["optimizer_state"], stepwise.state_dict()["optimizer_state"], rtol=1e-12, atol=1e-15)
     constant = small_net(backend)
     constant.fit(X, Y, epochs=5, learning_rate=0.04, **kwargs)
     assert np.abs(constant.params - scheduled.params).max() > 1e-5
@@ -496,8 +496,8 @@ def test_valid_optimizer_options_are_accepted(backend, make_data):
     twin.fit(X, Y, epochs=1, optimizer="sgd", momentum=0.5, nesterov=True)
     twin.fit(X, Y, epochs=1, lr_schedule="constant")
     np.testing.assert_array_equal(net.params, twin.params)
-    np.testing.assert_array_equal(net._state, twin._state)
-    np.testing.assert_array_equal(net._step, twin._step)
+    np.testing.assert_array_equal(net.state_dict()["optimizer_state"], twin.state_dict()["optimizer_state"])
+    np.testing.assert_array_equal(net.state_dict()["step"], twin.state_dict()["step"])
     for name in ("loss", "accuracy", "learning_rate"):
         np.testing.assert_array_equal(getattr(net.history, name), getattr(twin.history, name),
                                       err_msg=name)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cymlp
-from cymlp import MLP, _layout
+from cymlp import MLP, TrainingDiverged
 
 if len(cymlp.available_backends()) < 2:
     pytest.skip("parity needs both the compiled and the NumPy backend",
@@ -144,12 +144,7 @@ def test_loss_and_grad_match(hidden, output, loss, kind, dtype, make_data):
                   dtype=dtype, seed=4, backend=name)
         for bias in net.biases:
             bias[...] = np.linspace(-0.3, 0.3, bias.shape[0])
-        grad = np.full(net.n_params, np.nan, dtype=dtype)
-        workspace = np.full(_layout.workspace_size(net._layout, X.shape[0]), np.nan,
-                            dtype=dtype)
-        value = net._kernels.loss_and_grad(net.params, net._layout, net._loss_code, X, Y,
-                                           grad, workspace)
-        results[name] = (value, grad)
+        results[name] = net.loss_and_grad(X, Y)
     assert np.isfinite(results["numpy"][1]).all()
     assert_match(results["cython"][0], results["numpy"][0], dtype, "loss")
     assert_match(results["cython"][1], results["numpy"][1], dtype, "grad")
@@ -174,31 +169,20 @@ def test_predict_in_blocks_matches(dtype, make_data):
 # ---------------------------------------------------------------- divergence
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_train_epoch_stops_at_the_same_step_when_diverging(dtype):
-    # Both kernels promise: a batch whose loss is not finite stops the loop
-    # before its step is applied. Driven straight through the kernels, they
-    # must stop after the same number of rows and leave the same (finite) weights.
+def test_training_stops_at_the_same_step_when_diverging(dtype):
+    # Both trainers promise: a step that would make the loss, the weights or
+    # the optimizer state non-finite is not taken. They must stop at the same
+    # row of the same epoch and leave the same (finite) weights and step count.
     X = np.full((4, 2), 1e3, dtype=dtype)
     Y = np.zeros((4, 1), dtype=dtype)
-    hyperparams = np.zeros(_layout.N_HYPERPARAMS)
-    hyperparams[_layout.LEARNING_RATE] = 1e3
-    rows_done, params = {}, {}
+    messages, states = {}, {}
     for name in ("cython", "numpy"):
         net = MLP([2, 3, 1], output_activation="identity", seed=0, dtype=dtype, backend=name)
-        grad = np.empty(net.n_params, dtype=dtype)
-        workspace = np.empty(_layout.workspace_size(net._layout, 1), dtype=dtype)
-        done = []
-        with np.errstate(all="ignore"):
-            for _ in range(50):
-                _, _, rows = net._kernels.train_epoch(
-                    net.params, net._layout, net._loss_code, X, Y, np.arange(4), 1,
-                    _layout.SGD, hyperparams, net._state, net._step, grad, workspace)
-                done.append(rows)
-                if rows < 4:
-                    break
-        rows_done[name], params[name] = done, net.params.copy()
-    assert rows_done["numpy"][-1] < 4, "the set-up is meant to diverge"
-    assert rows_done["cython"] == rows_done["numpy"]
-    assert np.isfinite(params["numpy"]).all()
-    assert np.isfinite(params["cython"]).all()
-    assert_match(params["cython"], params["numpy"], dtype, "params")
+        with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+            net.fit(X, Y, epochs=50, learning_rate=1e3, batch_size=1, shuffle=False)
+        messages[name], states[name] = str(caught.value), net.state_dict()
+    assert messages["cython"] == messages["numpy"], messages
+    assert states["numpy"]["step"] == states["cython"]["step"] < 50 * 4
+    assert np.isfinite(states["numpy"]["params"]).all()
+    assert np.isfinite(states["cython"]["params"]).all()
+    assert_match(states["cython"]["params"], states["numpy"]["params"], dtype, "params")

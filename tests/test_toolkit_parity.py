@@ -90,9 +90,9 @@ def run_grid(layer_sizes, activation, output, loss, kind, seed):
         # Training moved the parameters, so matching them means something.
         assert not np.allclose(reference.params, initial, rtol=0, atol=1e-6), what
         assert_match(compiled.params, reference.params, dtype, f"params: {what}")
-        assert_match(compiled._state, reference._state, dtype, f"optimizer state: {what}")
+        assert_match(compiled.state_dict()["optimizer_state"], reference.state_dict()["optimizer_state"], dtype, f"optimizer state: {what}")
         steps = EPOCHS * -(-N_SAMPLES // batch_size)
-        assert compiled._step[0] == reference._step[0] == steps, what
+        assert compiled.state_dict()["step"] == reference.state_dict()["step"] == steps, what
         hist_c, hist_n = histories["cython"], histories["numpy"]
         assert len(hist_c.loss) == len(hist_n.loss) == EPOCHS, what
         assert_match(hist_c.loss, hist_n.loss, dtype, f"history.loss: {what}")
@@ -172,8 +172,8 @@ def test_schedules_and_continued_training(schedule, dtype):
         net.partial_fit(X, Y, batch_size=4, optimizer="adam", learning_rate=0.005)
         nets[backend] = net
     assert_match(nets["cython"].params, nets["numpy"].params, dtype, "params")
-    assert_match(nets["cython"]._state, nets["numpy"]._state, dtype, "state")
-    assert nets["cython"]._step[0] == nets["numpy"]._step[0] == 6 * 4 + 3
+    assert_match(nets["cython"].state_dict()["optimizer_state"], nets["numpy"].state_dict()["optimizer_state"], dtype, "state")
+    assert nets["cython"].state_dict()["step"] == nets["numpy"].state_dict()["step"] == 6 * 4 + 3
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

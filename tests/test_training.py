@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from cymlp import MLP, History, TrainingDiverged, _layout
+from cymlp import MLP, History, TrainingDiverged
 
 # ---------------------------------------------------------------- early stopping
 
@@ -77,8 +77,8 @@ def test_early_stopping_restores_the_best_epoch(backend, dtype, patience):
     retrained.fit(X, Y, epochs=best_epoch, **FIT)
     np.testing.assert_array_equal(net.params, retrained.params)
     # The optimizer state (momentum buffer, step count) comes back with them.
-    np.testing.assert_array_equal(net._state, retrained._state)
-    assert net._step[0] == retrained._step[0]
+    np.testing.assert_array_equal(net.state_dict()["optimizer_state"], retrained.state_dict()["optimizer_state"])
+    assert net.state_dict()["step"] == retrained.state_dict()["step"]
     assert net.loss(Xv, Yv) == pytest.approx(history.val_loss[best_epoch - 1], rel=1e-6)
     assert net.loss(Xv, Yv) == pytest.approx(min(history.val_loss), rel=1e-6)
 
@@ -464,13 +464,10 @@ def test_extreme_pre_activations_stay_finite_without_warnings(backend, hidden, o
         net = extreme_net(backend, dtype, hidden, output, loss)
         X = EXTREME_X.astype(dtype)
         Yd = Y.astype(dtype)
-        grad = np.full(net.n_params, np.nan, dtype=dtype)
-        workspace = np.full(_layout.workspace_size(net._layout, len(X)), np.nan, dtype=dtype)
         with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise",
                                                     divide="raise", under="ignore"):
             warnings.simplefilter("error")
-            value = net._kernels.loss_and_grad(net.params, net._layout, net._loss_code, X, Yd,
-                                               grad, workspace)
+            value, grad = net.loss_and_grad(X, Yd)
             loss_value = net.loss(X, Yd)
             outputs = net.predict(X)
             accuracy = net.accuracy(X, Yd)
@@ -517,11 +514,7 @@ def test_bce_at_saturated_sigmoid_is_exact(backend, dtype, z, y, expected):
     net.biases[0][...] = 0.0
     value = net.loss([[z]], [[y]])
     assert value == pytest.approx(expected, abs=1e-9, rel=1e-6)
-    grad = np.empty(net.n_params, dtype=dtype)
-    workspace = np.empty(_layout.workspace_size(net._layout, 1), dtype=dtype)
-    net._kernels.loss_and_grad(net.params, net._layout, net._loss_code,
-                               np.array([[z]], dtype=dtype), np.array([[y]], dtype=dtype),
-                               grad, workspace)
+    _, grad = net.loss_and_grad(np.array([[z]], dtype=dtype), np.array([[y]], dtype=dtype))
     # dL/dz = a - y with a = 1 (z > 0) or 0 (z < 0); dL/dw = x dL/dz, dL/db = dL/dz.
     dz = (1.0 if z > 0 else 0.0) - y
     np.testing.assert_allclose(grad, [z * dz, dz], rtol=1e-6, atol=1e-9)
@@ -589,7 +582,7 @@ def test_absurd_learning_rate_raises_training_diverged(backend, dtype, make_data
     # completed epochs kept in net.history.
     assert f"epoch {net.history.epochs + 1}" in str(info.value)
     assert np.isfinite(net.params).all()
-    assert np.isfinite(net._state).all()
+    assert np.isfinite(net.state_dict()["optimizer_state"]).all()
 
 
 @pytest.mark.parametrize("learning_rate", [1e40, 1e100, 1e300])

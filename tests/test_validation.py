@@ -321,7 +321,7 @@ def test_bad_fit_argument(guarded_net, kwargs, error, pattern):
 def assert_same_training(net, twin):
     """Bit-identical weights, optimizer state and history."""
     np.testing.assert_array_equal(net.params, twin.params)
-    np.testing.assert_array_equal(net._state, twin._state)
+    np.testing.assert_array_equal(net.state_dict()["optimizer_state"], twin.state_dict()["optimizer_state"])
     for name in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
         np.testing.assert_array_equal(getattr(net.history, name), getattr(twin.history, name),
                                       err_msg=name)

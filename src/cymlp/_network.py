@@ -30,7 +30,7 @@ from ._validation import (
     as_matrix, check_bool, check_choice, check_dtype, check_float, check_int,
     check_same_rows, check_seed,
 )
-from .optim import make_optimizer
+from .optim import UNSET, make_optimizer
 from .schedules import check_schedule
 
 __all__ = ["MLP", "History", "TrainingDiverged"]
@@ -291,10 +291,10 @@ class MLP:
     # ------------------------------------------------------------ training
 
     def fit(self, X: ArrayLike, Y: ArrayLike, *, epochs: int = 10,
-            learning_rate: Optional[float] = None, batch_size: int = 1, shuffle: bool = True,
-            verbose: bool = False, optimizer: Any = "sgd", momentum: Optional[float] = None,
-            nesterov: Optional[bool] = None, weight_decay: Optional[float] = None,
-            betas: Optional[Tuple[float, float]] = None, eps: Optional[float] = None,
+            learning_rate: float = UNSET, batch_size: int = 1, shuffle: bool = True,
+            verbose: bool = False, optimizer: Any = "sgd", momentum: float = UNSET,
+            nesterov: bool = UNSET, weight_decay: float = UNSET,
+            betas: Tuple[float, float] = UNSET, eps: float = UNSET,
             lr_schedule: Any = None,
             validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None,
             validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
@@ -408,12 +408,10 @@ class MLP:
                                  "validation_split > 0")
             return _fit(self, X, Y, X_val, Y_val, optimizer, settings)
 
-    def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: Optional[float] = None,
+    def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: float = UNSET,
                     batch_size: int = 1, shuffle: bool = False, optimizer: Any = "sgd",
-                    momentum: Optional[float] = None, nesterov: Optional[bool] = None,
-                    weight_decay: Optional[float] = None,
-                    betas: Optional[Tuple[float, float]] = None,
-                    eps: Optional[float] = None) -> "History":
+                    momentum: float = UNSET, nesterov: bool = UNSET, weight_decay: float = UNSET,
+                    betas: Tuple[float, float] = UNSET, eps: float = UNSET) -> "History":
         """One pass over the given rows, keeping the optimizer state (online learning).
 
         ``partial_fit`` called n times on the same data equals

@@ -218,10 +218,12 @@ def _flush(values):
 class Trainer:
     """Trains one network on ``(X, Y)``: built once per fit, run over chunks of rows.
 
-    The compiled twin's docstring (``csrc/_kernels.pyx``) describes the
-    contract; in short, a step is taken only if it keeps the loss, the
-    parameters and the optimizer state finite, and ``run`` returns fewer
-    rows than it was given when it stopped for that reason.
+    A step is kept only while everything stays finite: a batch whose loss is
+    not finite is not stepped on and the step before it (whose result gave
+    that loss) is undone; a step that would make a parameter or the optimizer
+    state inf or NaN is not taken. The network is left at the last state
+    whose loss was measured finite. (The compiled twin in
+    ``csrc/_kernels.pyx`` keeps the same promise with snapshots.)
     """
 
     @_quiet
@@ -240,15 +242,24 @@ class Trainer:
         self._network = _Network(params, layout)
         self._grad = np.empty_like(params)
         self._gradient = _Network(self._grad, layout)
+        self._runs = 0
+        self._last_step = None   # what the last step changed, to undo it
 
     @_quiet
     def run(self, order, start, stop):
-        """Train on the rows ``X[order[start:stop]]``: ``(loss_sum, n_correct, rows_done)``."""
+        """Train on the rows ``X[order[start:stop]]``: ``(loss_sum, n_correct, rows_done)``.
+
+        ``rows_done`` is negative, ``-r``, when the last batch of the
+        previous run (``r`` rows) had to be undone.
+        """
         if not 0 <= start <= stop <= order.shape[0]:
             raise ValueError("start and stop must satisfy 0 <= start <= stop <= len(order)")
         rows = order[start:stop]
         if rows.size and (rows.min() < 0 or rows.max() >= self.X.shape[0]):
             raise ValueError("order holds a row index outside X")
+        if not rows.size:
+            return 0.0, 0, 0
+        self._runs += 1
         hyper = (self.learning_rate,) + self._settings
         loss_sum, correct, done = 0.0, 0, 0
         for begin in range(0, rows.shape[0], self.batch_size):
@@ -257,13 +268,16 @@ class Trainer:
             batch_loss, batch_correct, outputs, delta = self._network.loss(self.loss, x, y)
             # Judged in the network's precision, as the compiled kernel does.
             if not np.isfinite(self.params.dtype.type(batch_loss)):
-                break
+                return self._undo_last_step(loss_sum, correct, done)
             backward_pass(self._network, outputs, delta, self._gradient)
             params, state = optimizer_step(self.optimizer, hyper, self.params, self._grad,
                                            self.state, self.step + 1)
             if not (np.isfinite(params).all()
                     and (state is self.state or np.isfinite(state).all())):
                 break
+            self._last_step = (self.params.copy(), None if state is self.state
+                               else self.state.copy(), self._runs, batch.shape[0],
+                               batch_loss, batch_correct)
             self.params[...] = params
             if state is not self.state:
                 self.state[...] = state
@@ -272,6 +286,20 @@ class Trainer:
             correct += batch_correct
             done += batch.shape[0]
         return loss_sum, correct, done
+
+    def _undo_last_step(self, loss_sum, correct, done):
+        """Go back to before the last step; the run's figures without it."""
+        if self._last_step is None:
+            return loss_sum, correct, done
+        params, state, run, rows, step_loss, step_correct = self._last_step
+        self.params[...] = params
+        if state is not None:
+            self.state[...] = state
+        self.step -= 1
+        self._last_step = None
+        if run != self._runs:          # it was the previous run's last batch
+            return 0.0, 0, -rows
+        return loss_sum - step_loss, correct - step_correct, done - rows
 
 
 @_quiet

@@ -33,7 +33,16 @@ MAX_CHUNK_ROWS = 1 << 20
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite; lower the learning rate."""
+    """The training loss became NaN or infinite; lower the learning rate.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch (from 1) in which it happened; ``History`` keeps the epochs
+        before it.
+    """
+
+    epoch = None
 
 
 @dataclass
@@ -185,14 +194,20 @@ class Session:
                 loss_sum += chunk_loss
                 n_correct += chunk_correct
                 if rows_done < stop - start:
-                    raise TrainingDiverged(
-                        f"training diverged in epoch {epoch}, at row {start + rows_done + 1} "
-                        f"of {order.shape[0]}: a step would have made the loss, the weights or "
-                        f"the optimizer state NaN or infinite (learning rate "
-                        f"{trainer.learning_rate:g}); try a smaller learning_rate. The network "
-                        "was left at the last step that kept them finite.")
+                    # rows_done < 0: the step undone was the previous chunk's last,
+                    # which belongs to the previous epoch when this chunk is the first.
+                    raise self._diverged(epoch - 1 if rows_done < 0 and start == 0 else epoch)
                 start = stop
         return loss_sum / order.shape[0], n_correct / order.shape[0]
+
+    def _diverged(self, epoch):
+        error = TrainingDiverged(
+            f"training diverged in epoch {epoch}: optimizer step {self.trainer.step + 1} made "
+            f"the loss, the weights or the optimizer state NaN or infinite (learning rate "
+            f"{self.trainer.learning_rate:g}); try a smaller learning_rate. The network was "
+            f"left after step {self.trainer.step}, the last whose loss was finite.")
+        error.epoch = epoch
+        return error
 
     def _adapt_chunk(self, seconds):
         # Chunks stay whole numbers of batches, so the batches never depend on them.
@@ -228,7 +243,11 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
     for epoch in range(settings.epochs):
         epoch_start.save()
         session.learning_rate = settings.schedule(base_rate, epoch)
-        loss, accuracy = session.run_epoch(epoch + 1, settings.shuffle)
+        try:
+            loss, accuracy = session.run_epoch(epoch + 1, settings.shuffle)
+        except TrainingDiverged as error:
+            history._drop_from(error.epoch - 1)
+            raise
         history.loss.append(loss)
         history.accuracy.append(accuracy)
         history.learning_rate.append(float(session.learning_rate))
@@ -240,10 +259,12 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
             if not _finite(net, val_sum):
                 history._drop_from(epoch)
                 epoch_start.restore()
-                raise TrainingDiverged(
+                error = TrainingDiverged(
                     f"training diverged in epoch {epoch + 1}: the validation loss became NaN "
                     "or infinite; try a smaller learning_rate. The network was left as it was "
                     "at the start of that epoch.")
+                error.epoch = epoch + 1
+                raise error
             history.val_loss.append(val_sum / X_val.shape[0])
             history.val_accuracy.append(val_correct / X_val.shape[0])
         if settings.verbose:
@@ -292,10 +313,12 @@ def _check_final_outputs(net, X, Y, history, epoch_start):
     kept = history.epochs - 1
     history._drop_from(kept)
     epoch_start.restore()
-    raise TrainingDiverged(
+    error = TrainingDiverged(
         f"training diverged in epoch {kept + 1}: with the weights it ended with, the loss "
         "on the training data is NaN or infinite; try a smaller learning_rate. The network "
         "was left as it was at the start of that epoch.")
+    error.epoch = kept + 1
+    raise error
 
 
 def _output_bound(net, input_magnitude):

@@ -18,6 +18,16 @@ from ._validation import check_bool, check_choice, check_float
 __all__ = ["SGD", "Adam"]
 
 
+class _Unset:
+    """The default of ``fit``'s optimizer options: not given (None is a bad value)."""
+
+    def __repr__(self):
+        return "<unset>"
+
+
+UNSET = _Unset()
+
+
 class SGD:
     """Stochastic gradient descent with the semantics of ``torch.optim.SGD``.
 
@@ -88,8 +98,8 @@ class Adam:
                 f"weight_decay={self.weight_decay})")
 
 
-def make_optimizer(optimizer, learning_rate=None, momentum=None, nesterov=None,
-                   weight_decay=None, betas=None, eps=None):
+def make_optimizer(optimizer, learning_rate=UNSET, momentum=UNSET, nesterov=UNSET,
+                   weight_decay=UNSET, betas=UNSET, eps=UNSET):
     """An optimizer object from ``fit``'s arguments.
 
     ``optimizer`` is an ``SGD``/``Adam`` object (then the other arguments
@@ -99,7 +109,7 @@ def make_optimizer(optimizer, learning_rate=None, momentum=None, nesterov=None,
     """
     options = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov,
                "weight_decay": weight_decay, "betas": betas, "eps": eps}
-    given = [name for name, value in options.items() if value is not None]
+    given = [name for name, value in options.items() if value is not UNSET]
     if isinstance(optimizer, (SGD, Adam)):
         if given:
             raise ValueError(f"{given[0]} cannot be combined with an optimizer object; "
@@ -110,17 +120,18 @@ def make_optimizer(optimizer, learning_rate=None, momentum=None, nesterov=None,
         raise TypeError("optimizer must be 'sgd', 'adam' or a cymlp.optim.SGD/Adam object; "
                         f"got {optimizer!r}")
     name = check_choice(optimizer, "optimizer", tuple(OPTIMIZERS))
-    lr = 0.1 if learning_rate is None else learning_rate
-    decay = 0.0 if weight_decay is None else weight_decay
+    def value(given, default):
+        return default if given is UNSET else given
+
+    lr, decay = value(learning_rate, 0.1), value(weight_decay, 0.0)
     try:
         if name == "sgd":
-            if betas is not None or eps is not None:
+            if betas is not UNSET or eps is not UNSET:
                 raise ValueError("betas and eps are Adam options; SGD uses momentum")
-            return SGD(lr, 0.0 if momentum is None else momentum, bool(nesterov), decay)
-        if momentum or nesterov:
+            return SGD(lr, value(momentum, 0.0), value(nesterov, False), decay)
+        if value(momentum, 0.0) or value(nesterov, False):
             raise ValueError("momentum and nesterov are SGD options; Adam uses betas")
-        return Adam(lr, (0.9, 0.999) if betas is None else betas,
-                    1e-8 if eps is None else eps, decay)
+        return Adam(lr, value(betas, (0.9, 0.999)), value(eps, 1e-8), decay)
     except (TypeError, ValueError) as error:
         message = str(error)
         if message.startswith("lr "):   # fit's name for it
