@@ -1,19 +1,25 @@
 """How many threads BLAS may use while cymlp trains or predicts.
 
-The compiled kernels call BLAS through ``scipy.linalg.cython_blas``, so the
-thread pool that matters is the one of SciPy's BLAS. For the small products
-of small networks, waking BLAS worker threads costs more than it saves, so
-cymlp limits BLAS to one thread there and leaves it alone for large layers.
+For the small products of small networks, waking BLAS worker threads costs
+more than it saves, so cymlp limits BLAS to one thread there and leaves it
+alone for large layers (``threads_for``). The limit is set through
+threadpoolctl on every BLAS library loaded in the process (SciPy's, which the
+compiled kernels call, and NumPy's, which the NumPy backend calls).
 
-The OpenBLAS copies that SciPy's and NumPy's wheels bundle are driven
-directly through their ``*openblas_set_num_threads`` entry points (a few
-microseconds per call). With another BLAS, threadpoolctl is used when it is
-installed; where neither works, the setting is a no-op and BLAS keeps its
-own default.
+BLAS has one thread count per process, so contexts entered from several
+threads share it: one lock guards a list of the active requests. The first
+context saves the counts it found, the most recent active request is what
+runs, and when the last context leaves, the saved counts come back, whatever
+order the threads leave in. A count that is already right is not set again
+(setting costs more than reading).
+
+OpenBLAS 0.3.30 ignores ``openblas_set_num_threads`` called from a thread
+other than the main one once the main thread has set a count, so a limit
+requested from a worker thread may not take effect there; the bookkeeping
+above still restores what was there.
 """
 
 import contextlib
-import ctypes
 import os
 import threading
 
@@ -24,101 +30,70 @@ import threading
 # 784-512-10 at batch 128 (51 M) 1.55x. The switch sits between 1 M and 4 M.
 SINGLE_THREAD_BELOW = 1 << 21
 
-_lock = threading.Lock()
-_controller = None
 
+class _BLASThreads:
+    """The BLAS libraries of the process and the active thread-count requests."""
 
-class _OpenBLAS:
-    """set/get the thread counts of the OpenBLAS copies SciPy and NumPy bundle.
+    def __init__(self, libraries=None):
+        if libraries is None:
+            # Load SciPy's BLAS (the compiled kernels' one) so threadpoolctl finds it.
+            import scipy.linalg.cython_blas  # noqa: F401
+            from threadpoolctl import ThreadpoolController
+            libraries = [library for library in ThreadpoolController().lib_controllers
+                         if library.user_api == "blas"]
+        self.libraries = libraries
+        self.lock = threading.Lock()
+        self.requests = []
+        self.saved = []
 
-    SciPy's copy serves the compiled kernels and NumPy's the NumPy backend;
-    both are limited together, through their ``*openblas_set_num_threads``.
-    """
+    def counts(self):
+        return [library.get_num_threads() for library in self.libraries]
 
-    def __init__(self):
-        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's copy)
-        self.libraries = []  # (setter, getter) pairs
-        for path in self._loaded_libraries():
-            library = ctypes.CDLL(path)
-            for name in ("scipy_openblas", "openblas"):
-                for suffix in ("64_", ""):
-                    setter = getattr(library, f"{name}_set_num_threads{suffix}", None)
-                    getter = getattr(library, f"{name}_get_num_threads{suffix}", None)
-                    if setter is not None and getter is not None:
-                        setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
-                        self.libraries.append((setter, getter))
-                        break
-                else:
-                    continue
-                break
-
-    @staticmethod
-    def _loaded_libraries():
-        try:
-            with open("/proc/self/maps") as maps:
-                return sorted({line.split()[-1] for line in maps if "openblas" in line})
-        except OSError:  # not Linux: leave BLAS alone
-            return []
-
-    def limit(self, n_threads):
-        if not self.libraries:
-            return contextlib.nullcontext()
-        return self._limit(n_threads)
+    def _apply(self, counts):
+        for library, count in zip(self.libraries, counts):
+            if library.get_num_threads() != count:
+                library.set_num_threads(count)
 
     @contextlib.contextmanager
-    def _limit(self, n_threads):
-        previous = [getter() for _, getter in self.libraries]
-        for (setter, _), count in zip(self.libraries, previous):
-            if count != n_threads:
-                setter(n_threads)
+    def limit(self, n_threads):
+        with self.lock:
+            if not self.requests:
+                self.saved = self.counts()
+            self.requests.append(n_threads)
+            self._apply([n_threads] * len(self.libraries))
         try:
             yield
         finally:
-            for (setter, _), count in zip(self.libraries, previous):
-                if count != n_threads:
-                    setter(count)
+            with self.lock:
+                self.requests.remove(n_threads)
+                if self.requests:
+                    self._apply([self.requests[-1]] * len(self.libraries))
+                else:
+                    self._apply(self.saved)
 
 
-class _ThreadpoolController:
-    """threadpoolctl's controller, made once (each scan of the libraries costs ~1 ms)."""
-
-    def __init__(self):
-        from threadpoolctl import ThreadpoolController
-        self.controller = ThreadpoolController()
-
-    def limit(self, n_threads):
-        return self.controller.limit(limits=n_threads, user_api="blas")
+_blas = None
+_blas_lock = threading.Lock()
 
 
-def _get_controller():
-    global _controller
-    with _lock:
-        if _controller is None:
-            # The direct OpenBLAS calls cost microseconds, so they come first;
-            # threadpoolctl covers other BLAS vendors.
-            _controller = _OpenBLAS()
-            if not _controller.libraries:
-                try:
-                    _controller = _ThreadpoolController()
-                except ImportError:
-                    pass
-        return _controller
+def _get_blas():
+    global _blas
+    with _blas_lock:
+        if _blas is None:
+            _blas = _BLASThreads()     # scanning the loaded libraries costs ~1 ms: once
+        return _blas
 
 
-def _current_counts():
-    """Thread counts of the BLAS libraries cymlp controls (for tests)."""
-    controller = _get_controller()
-    if isinstance(controller, _OpenBLAS):
-        return [getter() for _, getter in controller.libraries]
-    from threadpoolctl import threadpool_info
-    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+def current_counts():
+    """Thread counts of the BLAS libraries loaded in the process (for tests)."""
+    return _get_blas().counts()
 
 
 def blas_threads(n_threads):
     """A context manager that lets BLAS use ``n_threads`` threads (None: unchanged)."""
     if n_threads is None:
         return contextlib.nullcontext()
-    return _get_controller().limit(n_threads)
+    return _get_blas().limit(n_threads)
 
 
 def threads_for(layout, rows, n_threads):

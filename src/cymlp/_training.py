@@ -225,9 +225,11 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings):
     best = _Snapshot(net) if settings.early_stopping else None
     epoch_start = _Snapshot(net)
     try:
-        _run_epochs(net, session, history, settings, optimizer.lr, X_val, Y_val, best,
-                    epoch_start)
+        # For the whole fit, callbacks included (run_epoch also holds it, for
+        # callers that use a Session alone; the nested context costs a read).
         with blas_threads(session.threads):
+            _run_epochs(net, session, history, settings, optimizer.lr, X_val, Y_val, best,
+                        epoch_start)
             _check_final_outputs(net, X, Y, history, epoch_start)
     except KeyboardInterrupt:
         if best is not None and history.best_epoch is not None:
@@ -252,10 +254,9 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
         history.accuracy.append(accuracy)
         history.learning_rate.append(float(session.learning_rate))
         if X_val is not None:
-            with blas_threads(session.threads):
-                val_sum, val_correct = net._kernels.evaluate(
-                    net._params, net._layout, net._loss_code, X_val, Y_val,
-                    block_rows(net._layout, X_val.shape[0]))
+            val_sum, val_correct = net._kernels.evaluate(
+                net._params, net._layout, net._loss_code, X_val, Y_val,
+                block_rows(net._layout, X_val.shape[0]))
             if not _finite(net, val_sum):
                 history._drop_from(epoch)
                 epoch_start.restore()

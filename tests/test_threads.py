@@ -1,0 +1,125 @@
+"""BLAS thread limits: one count per process, restored whatever order contexts leave in."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from cymlp import MLP, _threads
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+class FakeLibrary:
+    """Stands in for a threadpoolctl library controller and records every set."""
+
+    def __init__(self, count):
+        self.count, self.sets = count, []
+
+    def get_num_threads(self):
+        return self.count
+
+    def set_num_threads(self, count):
+        self.sets.append(count)
+        self.count = count
+
+
+def _hold(blas, n_threads, entered, release):
+    with blas.limit(n_threads):
+        entered.set()
+        assert release.wait(10)
+
+
+@pytest.mark.parametrize("first_to_leave", [0, 1])
+def test_overlapping_contexts_from_two_threads_restore_the_original(first_to_leave):
+    # The bug this guards: a small fit (1 thread) overlapping a fit(n_threads=2)
+    # in another thread, leaving in the opposite order, left BLAS at 1 for good.
+    libraries = [FakeLibrary(3), FakeLibrary(4)]
+    blas = _threads._BLASThreads(libraries)
+    entered = [threading.Event(), threading.Event()]
+    release = [threading.Event(), threading.Event()]
+    workers = [threading.Thread(target=_hold, args=(blas, count, entered[i], release[i]))
+               for i, count in enumerate((1, 2))]
+    workers[0].start()
+    assert entered[0].wait(10)
+    assert blas.counts() == [1, 1]
+    workers[1].start()
+    assert entered[1].wait(10)
+    assert blas.counts() == [2, 2]                     # the latest request runs
+    release[first_to_leave].set()
+    workers[first_to_leave].join(10)
+    remaining = 1 - first_to_leave
+    assert blas.counts() == [(1, 2)[remaining]] * 2
+    release[remaining].set()
+    workers[remaining].join(10)
+    assert blas.counts() == [3, 4]                     # what was there before either
+
+
+def test_a_count_that_is_already_right_is_not_set_again():
+    library = FakeLibrary(1)
+    blas = _threads._BLASThreads([library])
+    for _ in range(3):
+        with blas.limit(1):
+            pass
+    assert library.sets == []
+    with blas.limit(2):
+        pass
+    assert library.sets == [2, 1]
+
+
+def test_an_exception_inside_restores_the_count():
+    library = FakeLibrary(3)
+    blas = _threads._BLASThreads([library])
+    with pytest.raises(KeyError), blas.limit(1):
+        raise KeyError("inside")
+    assert library.count == 3 and blas.requests == []
+
+
+@pytest.fixture
+def three_threads():
+    """The real BLAS libraries at 3 threads (restored afterwards), set from this thread."""
+    _threads.current_counts()          # loads SciPy's BLAS, so the limit reaches it too
+    with threadpoolctl.threadpool_limits(limits=3, user_api="blas"):
+        counts = _threads.current_counts()
+        assert set(counts) == {3}
+        yield counts
+
+
+def test_counts_are_the_libraries_threadpoolctl_sees(three_threads):
+    seen = [info["num_threads"] for info in threadpoolctl.threadpool_info()
+            if info["user_api"] == "blas"]
+    assert three_threads == seen and len(seen) >= 1
+
+
+def test_nested_contexts_on_the_real_libraries(three_threads):
+    with _threads.blas_threads(1):
+        assert set(_threads.current_counts()) == {1}
+        with _threads.blas_threads(2):
+            assert set(_threads.current_counts()) == {2}
+        assert set(_threads.current_counts()) == {1}
+    assert _threads.current_counts() == three_threads
+
+
+def test_fit_applies_n_threads_while_it_runs_and_restores(three_threads, backend, make_data):
+    X, Y = make_data(40, 4, 2)
+    during = []
+
+    def record(epoch, history):
+        during.append(_threads.current_counts())
+
+    MLP([4, 3, 2], seed=0, n_threads=2, backend=backend).fit(X, Y, epochs=2, callback=record)
+    assert during == [[2] * len(three_threads)] * 2
+    assert _threads.current_counts() == three_threads
+    MLP([4, 3, 2], seed=0, backend=backend).fit(X, Y, epochs=1, callback=record)
+    assert during[-1] == [1] * len(three_threads)     # small products: one thread
+    assert _threads.current_counts() == three_threads
+
+
+def test_a_failing_fit_restores_the_count(three_threads, backend):
+    def stop(epoch, history):
+        raise ValueError("stop")
+
+    net = MLP([2, 1], seed=0, n_threads=2, backend=backend)
+    with pytest.raises(ValueError, match="^stop$"):
+        net.fit(np.zeros((3, 2)), np.zeros((3, 1)), epochs=1, callback=stop)
+    assert _threads.current_counts() == three_threads
