@@ -450,6 +450,112 @@ def test_coefs_are_views_of_the_network(iris):
     assert (model.predict(X) == 2).all()
 
 
+@quiet_convergence
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_assigning_coefs_and_intercepts_changes_the_network(Estimator, iris, backend):
+    # As with scikit-learn's lists, assigning an item of coefs_ / intercepts_
+    # or the whole list changes the model, exactly as writing the same
+    # values into the network's weights does; float64 values are converted
+    # to a float32 network's dtype.
+    X, y = iris
+    if Estimator is MLPRegressor:
+        y = np.column_stack([X[:, 0] * X[:, 1], X[:, 2]])
+    options = dict(hidden_layer_sizes=(5, 4), max_iter=3, random_state=0, backend=backend,
+                   dtype=np.float32)
+    reference, by_item, by_list = (Estimator(**options).fit(X, y) for _ in range(3))
+    rng = np.random.default_rng(1)
+    coefs = [rng.normal(size=w.shape) for w in reference.coefs_]
+    intercepts = [rng.normal(size=b.shape) for b in reference.intercepts_]
+    before = reference.predict(X)
+    for layer, (W, b) in enumerate(zip(coefs, intercepts)):
+        reference.net_.weights[layer][...] = W
+        reference.net_.biases[layer][...] = b
+    by_item.coefs_[0] = coefs[0]
+    by_item.coefs_[-2] = coefs[1].tolist()  # any array-like, negative indices too
+    by_item.coefs_[2] = coefs[2]
+    for layer, b in enumerate(intercepts):
+        by_item.intercepts_[layer] = b
+    by_list.coefs_ = coefs
+    by_list.intercepts_ = tuple(intercepts)
+    assert not np.array_equal(reference.predict(X), before)  # the weights did change
+    for model in (by_item, by_list):
+        np.testing.assert_array_equal(model.predict(X), reference.predict(X))
+        for mine, assigned in zip(parameters(model), coefs + intercepts):
+            assert mine.dtype == np.float32
+            np.testing.assert_array_equal(mine, assigned.astype(np.float32))
+        assert all(np.shares_memory(w, model.net_.params) for w in parameters(model))
+        # Training continues from the assigned weights.
+        model.partial_fit(X, y)
+    reference.partial_fit(X, y)
+    for model in (by_item, by_list):
+        np.testing.assert_array_equal(model.net_.params, reference.net_.params)
+    # A pickled coefs_ is a plain list, detached from the network.
+    detached = pickle.loads(pickle.dumps(by_list.coefs_))
+    assert type(detached) is list and not np.shares_memory(detached[0], by_list.net_.params)
+    np.testing.assert_array_equal(detached[0], by_list.coefs_[0])
+
+
+@quiet_convergence
+def test_assigning_coefs_of_the_wrong_shape_is_an_error(iris, backend):
+    X, y = iris
+    model = MLPClassifier((5,), max_iter=2, random_state=0, backend=backend).fit(X, y)
+    unchanged = model.net_.params.copy()
+    with pytest.raises(ValueError, match=r"^coefs_\[0\] must have shape \(4, 5\); "
+                                         r"got shape \(5, 4\)"):
+        model.coefs_[0] = np.zeros((5, 4))
+    with pytest.raises(ValueError, match=r"^intercepts_\[1\] must have shape \(3,\); "
+                                         r"got shape \(1, 3\)"):
+        model.intercepts_[-1] = np.zeros((1, 3))
+    # A list is checked whole before anything is written: the first array
+    # here is right, the second not, and the network stays as it was.
+    with pytest.raises(ValueError, match=r"^coefs_\[1\] must have shape \(5, 3\)"):
+        model.coefs_ = [np.ones((4, 5)), np.ones((3, 5))]
+    with pytest.raises(ValueError, match="^coefs_ holds 2 arrays, one per layer; 1 given"):
+        model.coefs_ = [np.ones((4, 5))]
+    with pytest.raises(TypeError, match="^coefs_ takes a list of arrays"):
+        model.coefs_ = np.ones((4, 5))
+    with pytest.raises(ValueError, match=r"^coefs_\[0\] must contain only finite values"):
+        model.coefs_[0] = np.full((4, 5), np.nan)
+    with pytest.raises(TypeError, match=r"^intercepts_\[0\] must hold real numbers"):
+        model.intercepts_[0] = ["a"] * 5
+    with pytest.raises(IndexError):
+        model.coefs_[2] = np.ones((5, 3))
+    np.testing.assert_array_equal(model.net_.params, unchanged)
+    unfitted = MLPClassifier()
+    assert not hasattr(unfitted, "coefs_")
+    with pytest.raises(NotFittedError):
+        unfitted.coefs_ = [np.ones((4, 5)), np.ones((5, 3))]
+
+
+def test_estimators_hold_the_networks_training_lock(iris, backend):
+    # The estimators train under the network's training lock, as MLP.fit
+    # does: here the network is in a fit of its own (running the callback),
+    # so the estimator may not train it at the same time.
+    X, y = iris
+    model = MLPClassifier((5,), max_iter=2, random_state=0, backend=backend)
+    model.partial_fit(X, y, classes=[0, 1, 2])
+
+    def train_the_estimator_too(epoch, history):
+        model.partial_fit(X, y)
+
+    with pytest.raises(RuntimeError, match="fit is already running"):
+        model.net_.fit(X, np.eye(3)[y], callback=train_the_estimator_too)
+    assert model.t_ == 150  # the estimator did not train
+    model.partial_fit(X, y)  # the lock is free again
+    assert model.t_ == 300
+
+
+def test_defaults_are_written_once_and_are_sklearns():
+    # One __init__ (scikit-learn reads the parameters from its signature),
+    # with scikit-learn's defaults for every parameter the two share.
+    assert MLPClassifier.__init__ is MLPRegressor.__init__
+    for Ours, Theirs in [(MLPClassifier, SkMLPClassifier), (MLPRegressor, SkMLPRegressor)]:
+        ours, theirs = Ours().get_params(), Theirs().get_params()
+        shared = (ours.keys() & theirs.keys()) - {"loss"}  # scikit-learn's loss: its name
+        assert len(shared) == 20
+        assert {name: ours[name] for name in shared} == {name: theirs[name] for name in shared}
+
+
 def test_verbose(iris, capsys):
     X, y = iris
     MLPClassifier((5,), max_iter=30, tol=10.0, n_iter_no_change=2, verbose=True).fit(X, y)
@@ -719,8 +825,9 @@ def test_loss_curve_is_data_loss_plus_sklearns_l2_term(kind, batch_size, iris, b
 ])
 @pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
 def test_bad_parameters_raise_value_error_naming_them(Estimator, name, value, iris):
+    # The message starts with the parameter's name, whatever the check.
     X, y = iris
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(ValueError, match=f"^{name}"):
         Estimator(**{name: value}).fit(X, y)
 
 

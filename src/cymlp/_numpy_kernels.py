@@ -16,6 +16,7 @@ which both backends compute in float64.
 """
 
 import numpy as np
+from scipy.special import expit
 
 from ._codes import LEAKY_SLOPE, Activation, Loss, Optimizer
 from ._params import B_OFFSET, N_IN, N_OUT, W_OFFSET, layer_views
@@ -29,12 +30,6 @@ _quiet = np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ig
 
 # ---------------------------------------------------------------- activations
 
-def sigmoid(z):
-    """1 / (1 + exp(-z)): exp(-|z|) never overflows; e / (1 + e) below 0."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1, e) / (1 + e)
-
-
 def leaky_relu(z):
     return np.where(z > 0, z, z * z.dtype.type(LEAKY_SLOPE))
 
@@ -46,7 +41,7 @@ def softmax(z):
 
 ACTIVATE = {
     Activation.IDENTITY: lambda z: z,
-    Activation.SIGMOID: sigmoid,
+    Activation.SIGMOID: expit,         # 1 / (1 + exp(-z)), without overflow
     Activation.TANH: np.tanh,
     Activation.RELU: lambda z: np.maximum(z, 0),
     Activation.LEAKY_RELU: leaky_relu,
@@ -152,10 +147,10 @@ class _Network:
         return forward_pass(self.weights, self.biases, self.activations, x)
 
     def loss(self, loss, x, y):
-        """(summed loss, correct rows, outputs of every layer, output delta)."""
+        """(summed loss, outputs of every layer, output delta)."""
         outputs, z = self.forward(x)
         total, delta = loss_and_delta(loss, self.activations[-1], outputs[-1], z, y)
-        return total, n_correct(outputs[-1], y), outputs, delta
+        return total, outputs, delta
 
 
 def _check_layout(layout, n_params, n_in, n_out):
@@ -261,14 +256,20 @@ class Trainer:
             return 0.0, 0, 0
         self._runs += 1
         hyper = (self.learning_rate,) + self._settings
-        loss_sum, correct, done = 0.0, 0, 0
+        # The outputs of each batch's forward pass: classified once, at the end.
+        outputs_seen = np.empty((rows.shape[0], self.Y.shape[1]), dtype=self.params.dtype)
+        loss_sum, done = 0.0, 0
         for begin in range(0, rows.shape[0], self.batch_size):
             batch = rows[begin:begin + self.batch_size]
-            x, y = self.X[batch], self.Y[batch]
-            batch_loss, batch_correct, outputs, delta = self._network.loss(self.loss, x, y)
+            if batch.shape[0] == 1:    # a view: cheaper than gathering one row
+                x, y = self.X[batch[0]:batch[0] + 1], self.Y[batch[0]:batch[0] + 1]
+            else:
+                x, y = self.X[batch], self.Y[batch]
+            batch_loss, outputs, delta = self._network.loss(self.loss, x, y)
             # Judged in the network's precision, as the compiled kernel does.
             if not np.isfinite(self.params.dtype.type(batch_loss)):
-                return self._undo_last_step(loss_sum, correct, done)
+                loss_sum, done = self._undo_last_step(loss_sum, done)
+                break
             backward_pass(self._network, outputs, delta, self._gradient)
             params, state = optimizer_step(self.optimizer, hyper, self.params, self._grad,
                                            self.state, self.step + 1)
@@ -276,30 +277,31 @@ class Trainer:
                     and (state is self.state or np.isfinite(state).all())):
                 break
             self._last_step = (self.params.copy(), None if state is self.state
-                               else self.state.copy(), self._runs, batch.shape[0],
-                               batch_loss, batch_correct)
+                               else self.state.copy(), self._runs, batch.shape[0], batch_loss)
             self.params[...] = params
             if state is not self.state:
                 self.state[...] = state
             self.step += 1
+            outputs_seen[begin:begin + batch.shape[0]] = outputs[-1]
             loss_sum += batch_loss
-            correct += batch_correct
             done += batch.shape[0]
-        return loss_sum, correct, done
+        if done <= 0:
+            return loss_sum, 0, done
+        return loss_sum, n_correct(outputs_seen[:done], self.Y[rows[:done]]), done
 
-    def _undo_last_step(self, loss_sum, correct, done):
-        """Go back to before the last step; the run's figures without it."""
+    def _undo_last_step(self, loss_sum, done):
+        """Go back to before the last step: the run's (loss sum, rows done) without it."""
         if self._last_step is None:
-            return loss_sum, correct, done
-        params, state, run, rows, step_loss, step_correct = self._last_step
+            return loss_sum, done
+        params, state, run, rows, step_loss = self._last_step
         self.params[...] = params
         if state is not None:
             self.state[...] = state
         self.step -= 1
         self._last_step = None
         if run != self._runs:          # it was the previous run's last batch
-            return 0.0, 0, -rows
-        return loss_sum - step_loss, correct - step_correct, done - rows
+            return 0.0, -rows
+        return loss_sum - step_loss, done - rows
 
 
 @_quiet
@@ -322,10 +324,9 @@ def evaluate(params, layout, loss, X, Y, block_rows):
     network, total, correct = _Network(params, layout), 0.0, 0
     for start in range(0, X.shape[0], block_rows):
         stop = start + block_rows
-        block_loss, block_correct, _, _ = network.loss(Loss(int(loss)), X[start:stop],
-                                                       Y[start:stop])
+        block_loss, outputs, _ = network.loss(Loss(int(loss)), X[start:stop], Y[start:stop])
         total += block_loss
-        correct += block_correct
+        correct += n_correct(outputs[-1], Y[start:stop])
     return total, correct
 
 
@@ -336,6 +337,6 @@ def loss_and_grad(params, layout, loss, X, Y, grad):
     if Y.shape[0] != X.shape[0] or X.shape[0] < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
     network = _Network(params, layout)
-    total, _, outputs, delta = network.loss(Loss(int(loss)), X, Y)
+    total, outputs, delta = network.loss(Loss(int(loss)), X, Y)
     backward_pass(network, outputs, delta, _Network(grad, layout))
     return total / X.shape[0]

@@ -15,6 +15,7 @@ weights. Neither depends on how the epochs were cut into chunks, so the
 outcome never depends on the machine's speed.
 """
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -148,11 +149,16 @@ class Session:
     batch_size : int
     optimizer : cymlp.optim.SGD or cymlp.optim.Adam
         Starts fresh optimizer state when its kind differs from the last fit's.
+    check_outputs : bool, default=False
+        After each epoch, check that the network's outputs on the training
+        rows are finite (``check_outputs``), for callers whose every epoch may
+        be the last one (``MLP.fit`` checks once, at its end).
     """
 
-    def __init__(self, net, X, Y, batch_size, optimizer):
+    def __init__(self, net, X, Y, batch_size, optimizer, check_outputs=False):
         net._start_optimizer(optimizer)
-        self.net, self.batch_size = net, batch_size
+        self.net, self.X, self.Y, self.batch_size = net, X, Y, batch_size
+        self.epoch_start = _Snapshot(net) if check_outputs else None
         self.trainer = net._kernels.Trainer(net._params, net._layout, net._loss_code, X, Y,
                                             batch_size, optimizer, net._optimizer_state,
                                             net._step)
@@ -176,6 +182,8 @@ class Session:
         Raises TrainingDiverged, leaving the network after the last good step.
         """
         order, trainer = self.in_order, self.trainer
+        if self.epoch_start is not None:
+            self.epoch_start.save()
         if shuffle:
             # In place, the same draws as self.net._rng.permutation(n).
             order = self.shuffled
@@ -198,6 +206,8 @@ class Session:
                     # which belongs to the previous epoch when this chunk is the first.
                     raise self._diverged(epoch - 1 if rows_done < 0 and start == 0 else epoch)
                 start = stop
+            if self.epoch_start is not None:
+                check_outputs(self.net, self.X, self.Y, epoch, self.epoch_start)
         return loss_sum / order.shape[0], n_correct / order.shape[0]
 
     def _diverged(self, epoch):
@@ -218,6 +228,15 @@ class Session:
                                   self.chunk_rows // 2 // self.batch_size * self.batch_size)
 
 
+@contextlib.contextmanager
+def open_session(net, X, Y, batch_size, optimizer, check_outputs=False):
+    """A ``Session`` on ``net`` with its training lock and its BLAS thread limit held."""
+    with net._exclusive("fit"):
+        session = Session(net, X, Y, batch_size, optimizer, check_outputs=check_outputs)
+        with blas_threads(session.threads):
+            yield session
+
+
 def fit(net, X, Y, X_val, Y_val, optimizer, settings):
     """Train ``net`` (its training lock held) and return the ``History``."""
     session = Session(net, X, Y, settings.batch_size, optimizer)
@@ -230,7 +249,12 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings):
         with blas_threads(session.threads):
             _run_epochs(net, session, history, settings, optimizer.lr, X_val, Y_val, best,
                         epoch_start)
-            _check_final_outputs(net, X, Y, history, epoch_start)
+            if history.epochs:
+                try:
+                    check_outputs(net, X, Y, history.epochs, epoch_start)
+                except TrainingDiverged:
+                    history._drop_from(history.epochs - 1)
+                    raise
     except KeyboardInterrupt:
         if best is not None and history.best_epoch is not None:
             best.restore()
@@ -290,18 +314,17 @@ def _finite(net, loss_sum):
         return bool(np.isfinite(net.dtype(loss_sum)))
 
 
-def _check_final_outputs(net, X, Y, history, epoch_start):
+def check_outputs(net, X, Y, epoch, epoch_start):
     """Raise TrainingDiverged if the trained network overflows on its training rows.
 
     Every step's own batch was checked before it; the rows trained earlier in
-    the last epoch could still overflow with the final weights. A bound
-    settles it cheaply in all but extreme cases: with |x| <= m, each layer's
+    the epoch could still overflow with the final weights. A bound settles it
+    cheaply in all but extreme cases: with |x| <= m, each layer's
     pre-activations are at most m times the largest column sum of |W| (plus
     |b|), and sigmoid, tanh and softmax outputs at most 1. Only when that
-    bound comes near the dtype's range is the full forward pass run.
+    bound comes near the dtype's range is the full forward pass run. On
+    failure the network goes back to ``epoch_start`` (a ``_Snapshot``).
     """
-    if history.epochs == 0:
-        return
     target_magnitude = float(np.abs(Y).max()) if Y.size else 0.0
     safe = 1e-3 * math.sqrt(float(np.finfo(net.dtype).max)) / (1 + target_magnitude)
     input_magnitude = float(np.abs(X).max()) if X.size else 0.0
@@ -311,14 +334,12 @@ def _check_final_outputs(net, X, Y, history, epoch_start):
                                         block_rows(net._layout, X.shape[0]))
     if _finite(net, loss_sum):
         return
-    kept = history.epochs - 1
-    history._drop_from(kept)
     epoch_start.restore()
     error = TrainingDiverged(
-        f"training diverged in epoch {kept + 1}: with the weights it ended with, the loss "
+        f"training diverged in epoch {epoch}: with the weights it ended with, the loss "
         "on the training data is NaN or infinite; try a smaller learning_rate. The network "
         "was left as it was at the start of that epoch.")
-    error.epoch = kept + 1
+    error.epoch = epoch
     raise error
 
 

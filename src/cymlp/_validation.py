@@ -46,6 +46,34 @@ def as_matrix(array, name, dtype, n_columns=None, what="columns"):
         A view of ``array`` when it already has the right dtype and order
         (kernels never write to inputs), else a converted copy.
     """
+    converted = _real_array(array, name)
+    if converted.ndim != 2:
+        hint = f"; for a single sample use {name}.reshape(1, -1)" if converted.ndim == 1 else ""
+        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_{what}); "
+                         f"got {converted.ndim}-D with shape {converted.shape}{hint}")
+    if converted.shape[0] == 0 or converted.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty; got shape {converted.shape}")
+    if n_columns is not None and converted.shape[1] != n_columns:
+        raise ValueError(f"{name} must have {n_columns} {what} (columns) for this network; "
+                         f"got shape {converted.shape}")
+    return _finite_in(converted, name, dtype)
+
+
+def as_array(array, name, dtype, shape):
+    """``array`` as a finite, C-contiguous array of ``dtype`` and exactly ``shape``.
+
+    For a block of parameters (a weight matrix, a bias vector): the same
+    checks and messages as ``as_matrix``, with the expected and the received
+    shape named when they differ.
+    """
+    converted = _real_array(array, name)
+    if converted.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got shape {converted.shape}")
+    return _finite_in(converted, name, dtype)
+
+
+def _real_array(array, name):
+    """``array`` as an ndarray of integers or floats (booleans refused)."""
     if isinstance(array, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array; got a {type(array).__name__}")
     try:
@@ -59,18 +87,13 @@ def as_matrix(array, name, dtype, n_columns=None, what="columns"):
     if kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers (integer or float); "
                         f"got dtype {converted.dtype}")
-    if converted.ndim != 2:
-        hint = f"; for a single sample use {name}.reshape(1, -1)" if converted.ndim == 1 else ""
-        raise ValueError(f"{name} must be a 2-D array of shape (n_samples, n_{what}); "
-                         f"got {converted.ndim}-D with shape {converted.shape}{hint}")
-    if converted.shape[0] == 0 or converted.shape[1] == 0:
-        raise ValueError(f"{name} must not be empty; got shape {converted.shape}")
-    if n_columns is not None and converted.shape[1] != n_columns:
-        raise ValueError(f"{name} must have {n_columns} {what} (columns) for this network; "
-                         f"got shape {converted.shape}")
-    original = converted
+    return converted
+
+
+def _finite_in(original, name, dtype):
+    """``original`` converted to a C-contiguous array of ``dtype``, all entries finite."""
     with np.errstate(over="ignore", invalid="ignore"):
-        converted = np.ascontiguousarray(converted, dtype=dtype)
+        converted = np.ascontiguousarray(original, dtype=dtype)
     if not all_finite(converted):
         if original.dtype != converted.dtype and (
                 original.dtype.kind in "iu" or all_finite(original)):

@@ -9,18 +9,22 @@ The update rule is scikit-learn's wherever cymlp can express it: the initial
 weights are drawn from ``random_state`` exactly as scikit-learn draws them,
 the gradient is rescaled to scikit-learn's loss convention, ``alpha`` becomes
 ``weight_decay = alpha / batch_size`` on that scale, and training stops by
-scikit-learn's ``tol`` / ``n_iter_no_change`` rule. With ``solver="sgd"``,
-``shuffle=False`` and ``alpha=0`` the weights equal scikit-learn's to
-rounding. What differs is listed in the class docstrings (Notes).
+scikit-learn's ``tol`` / ``n_iter_no_change`` rule. Each ``fit`` drives one
+training session (``cymlp/_training.py``: one backend ``Trainer``) epoch by
+epoch. With ``solver="sgd"``, ``shuffle=False`` and ``alpha=0`` the weights
+equal scikit-learn's to rounding. What differs is listed in the class
+docstrings (Notes).
 
 scikit-learn is an optional dependency: ``pip install "cymlp[sklearn]"``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import warnings
+from collections.abc import Sequence as SequenceABC
 from types import SimpleNamespace
 from typing import Optional, Sequence, Union
 
@@ -48,7 +52,14 @@ except ImportError:  # scikit-learn < 1.6
     def _validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
-from ._network import MLP, TrainingDiverged
+from . import _training
+from ._codes import classify
+from ._network import MLP
+from ._training import TrainingDiverged
+from ._validation import (
+    as_array, as_matrix, check_bool, check_choice, check_dtype, check_float, check_int,
+)
+from .optim import SGD, Adam
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -60,57 +71,122 @@ _ACTIVATIONS = {
 # cymlp's output activations under the names scikit-learn's out_activation_ uses.
 _OUT_ACTIVATION_NAMES = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
 _SOLVERS = ("sgd", "adam")
+_BACKENDS = ("auto", "cython", "numpy")
 _INT32_MAX = np.iinfo(np.int32).max
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A constructor parameter that ``fit`` rejects (its message names it).
+
+    Both a ``ValueError``, as scikit-learn's estimators raise for bad
+    parameters, and a ``TypeError``, as cymlp's checks raise for a value of
+    the wrong type (scikit-learn's own ``InvalidParameterError`` is both too).
+    """
+
+
+@contextlib.contextmanager
+def _parameter_errors():
+    """Re-raise the shared checks' errors (TypeError, ValueError) as InvalidParameterError."""
+    try:
+        yield
+    except InvalidParameterError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise InvalidParameterError(str(error)) from None
+
+
 def _fail(name, expected, value):
-    raise ValueError(f"{name} must be {expected}; got {value!r}")
+    raise InvalidParameterError(f"{name} must be {expected}; got {value!r}")
 
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+class _LayerArrays(SequenceABC):
+    """``coefs_`` / ``intercepts_``: the network's weights or biases, one array per layer.
 
+    Reading gives views into ``net_.params``; assigning an item,
+    ``coefs_[i] = W``, copies ``W`` into the network (as assigning into
+    scikit-learn's lists changes its model), once its shape is checked.
+    """
 
-def _check_real(value, name, low, high=None, low_open=False, high_open=True):
-    """``value`` as a float in the interval; ValueError naming ``name`` otherwise."""
-    bounds = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}" \
-             f"{')' if high_open or high is None else ']'}"
-    if not _is_real(value) or not math.isfinite(value):
-        _fail(name, f"a finite real number in {bounds}", value)
-    value = float(value)
-    if value < low or (low_open and value == low) or (
-            high is not None and (value > high or (high_open and value == high))):
-        _fail(name, f"a number in {bounds}", value)
-    return value
+    def __init__(self, arrays, name):
+        self._arrays, self._name = arrays, name
 
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return list(self._arrays)[index]
+        return self._arrays[index]
 
-def _check_int(value, name, low):
-    if not _is_int(value) or value < low:
-        _fail(name, f"an integer >= {low}", value)
-    return int(value)
+    def __len__(self):
+        return len(self._arrays)
 
+    def __iter__(self):
+        return iter(self._arrays)
 
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        _fail(name, "True or False", value)
-    return bool(value)
+    def __setitem__(self, index, value):
+        positions = range(len(self))[index]  # IndexError or TypeError, as a list's
+        if isinstance(index, slice):
+            self.assign(value, positions)
+        else:
+            self.assign([value], [positions])
+
+    def assign(self, arrays, positions=None):
+        """Copy ``arrays`` into the layers at ``positions`` (default: all), all or none.
+
+        Each array must have the shape of the one it replaces; it is
+        converted to the network's dtype.
+        """
+        positions = range(len(self)) if positions is None else positions
+        if isinstance(arrays, (np.ndarray, str, bytes)) or not hasattr(arrays, "__iter__"):
+            raise TypeError(f"{self._name} takes a list of arrays, one per layer; got "
+                            f"{type(arrays).__name__} (to set one layer: "
+                            f"{self._name}[i] = array)")
+        arrays = list(arrays)
+        if len(arrays) != len(positions):
+            raise ValueError(f"{self._name} holds {len(self)} arrays, one per layer; "
+                             f"{len(arrays)} given for {len(positions)}")
+        checked = [as_array(array, f"{self._name}[{position}]", self._arrays[position].dtype,
+                            self._arrays[position].shape)
+                   for position, array in zip(positions, arrays)]
+        for position, array in zip(positions, checked):
+            self._arrays[position][...] = array
+
+    def __add__(self, other):
+        return list(self) + list(other)
+
+    def __radd__(self, other):
+        return list(other) + list(self)
+
+    def __reduce__(self):
+        # A copy or a pickle is a plain list of arrays, detached from the network.
+        return list, (list(self),)
+
+    def __repr__(self):
+        return repr(list(self))
 
 
 class _BaseMLP(BaseEstimator):
-    """What the classifier and the regressor share: parameters and the training loop."""
+    """What the classifier and the regressor share: parameters and the training loop.
+
+    ``__init__`` is written once here, with the defaults of both estimators;
+    scikit-learn reads the parameter names from its signature.
+    """
 
     _estimator_kind = None  # "classifier" or "regressor"
+    _losses = ()  # the accepted names of the loss parameter
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
-                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
-                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, loss=None, backend=None, dtype=None):
+    def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
+                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
+                 batch_size: Union[int, str] = "auto", learning_rate_init: float = 0.001,
+                 max_iter: int = 200, shuffle: bool = True, random_state=None,
+                 tol: float = 1e-4, verbose: Union[bool, int] = False, warm_start: bool = False,
+                 momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                 n_iter_no_change: Union[int, float] = 10, loss: Optional[str] = None,
+                 backend: Optional[str] = None, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -138,76 +214,68 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------ parameters
 
     def _check_params(self):
-        """The constructor parameters checked and normalised (a namespace)."""
+        """The constructor parameters checked and normalised (a namespace).
+
+        cymlp's shared checks (``cymlp/_validation.py``) where a parameter
+        has one type; every error is an ``InvalidParameterError`` (a
+        ``ValueError``, as scikit-learn raises) that names the parameter.
+        """
+        with _parameter_errors():
+            return self._checked_params()
+
+    def _checked_params(self):
         sizes = self.hidden_layer_sizes
         if _is_int(sizes):
-            sizes = [sizes]
+            sizes = [check_int(sizes, "hidden_layer_sizes")]
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
             _fail("hidden_layer_sizes", "a positive integer or a sequence of positive integers",
                   self.hidden_layer_sizes)
-        sizes = list(sizes)
-        if not all(_is_int(size) and size >= 1 for size in sizes):
-            _fail("hidden_layer_sizes", "a positive integer or a sequence of positive integers",
-                  self.hidden_layer_sizes)
-        if not isinstance(self.activation, str) or self.activation not in _ACTIVATIONS:
-            _fail("activation", f"one of {', '.join(map(repr, _ACTIVATIONS))}", self.activation)
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not supported by cymlp's estimators; "
-                             "use solver='adam' or 'sgd'")
-        if self.solver not in _SOLVERS:
-            _fail("solver", "'adam' or 'sgd'", self.solver)
+        sizes = [check_int(size, f"hidden_layer_sizes[{index}]")
+                 for index, size in enumerate(sizes)]
+        activation = check_choice(self.activation, "activation", tuple(_ACTIVATIONS))
+        if isinstance(self.solver, str) and self.solver.lower() == "lbfgs":
+            raise InvalidParameterError("solver='lbfgs' is not supported by cymlp's "
+                                        "estimators; use solver='adam' or 'sgd'")
+        solver = check_choice(self.solver, "solver", _SOLVERS)
         if not (self.batch_size == "auto" if isinstance(self.batch_size, str)
                 else _is_int(self.batch_size) and self.batch_size >= 1):
             _fail("batch_size", "'auto' or an integer >= 1", self.batch_size)
-        if not (isinstance(self.verbose, (bool, np.bool_))
-                or _is_int(self.verbose) and self.verbose >= 0):
-            _fail("verbose", "a bool or a non-negative integer", self.verbose)
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            check_int(self.verbose, "verbose", minimum=0)
         n_iter_no_change = self.n_iter_no_change
-        if not (_is_real(n_iter_no_change) and n_iter_no_change == math.inf):
-            n_iter_no_change = _check_int(n_iter_no_change, "n_iter_no_change", 1)
-        early_stopping = _check_bool(self.early_stopping, "early_stopping")
-        if early_stopping:
-            validation_fraction = _check_real(self.validation_fraction, "validation_fraction",
-                                              0.0, 1.0, low_open=True)
-        else:
-            validation_fraction = _check_real(self.validation_fraction, "validation_fraction",
-                                              0.0, 1.0)
+        if not (isinstance(n_iter_no_change, numbers.Real) and n_iter_no_change == math.inf):
+            n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change")
+        early_stopping = check_bool(self.early_stopping, "early_stopping")
         if self.random_state is not None and not isinstance(
                 self.random_state, np.random.RandomState):
             if not _is_int(self.random_state) or not 0 <= self.random_state <= 2**32 - 1:
                 _fail("random_state", "None, an integer in [0, 2**32 - 1] or a "
                       "numpy.random.RandomState", self.random_state)
-        if self.backend is not None and (not isinstance(self.backend, str) or
-                                         self.backend.lower() not in ("auto", "cython", "numpy")):
-            _fail("backend", "None, 'auto', 'cython' or 'numpy'", self.backend)
-        dtype = self.dtype
-        if dtype is not None:
-            try:
-                dtype = np.dtype(dtype).type
-            except TypeError:
-                dtype = None
-            if dtype not in (np.float32, np.float64):
-                _fail("dtype", "None (follow X), numpy.float32 or numpy.float64", self.dtype)
         return SimpleNamespace(
             hidden_layer_sizes=sizes,
-            activation=_ACTIVATIONS[self.activation],
-            solver=self.solver,
-            alpha=_check_real(self.alpha, "alpha", 0.0),
-            learning_rate_init=_check_real(self.learning_rate_init, "learning_rate_init", 0.0,
-                                           low_open=True),
-            max_iter=_check_int(self.max_iter, "max_iter", 1),
-            shuffle=_check_bool(self.shuffle, "shuffle"),
-            tol=_check_real(self.tol, "tol", 0.0),
-            warm_start=_check_bool(self.warm_start, "warm_start"),
-            momentum=_check_real(self.momentum, "momentum", 0.0, 1.0),
-            nesterovs_momentum=_check_bool(self.nesterovs_momentum, "nesterovs_momentum"),
+            activation=_ACTIVATIONS[activation],
+            solver=solver,
+            alpha=check_float(self.alpha, "alpha", inclusive_minimum=True),
+            learning_rate_init=check_float(self.learning_rate_init, "learning_rate_init"),
+            max_iter=check_int(self.max_iter, "max_iter"),
+            shuffle=check_bool(self.shuffle, "shuffle"),
+            tol=check_float(self.tol, "tol", inclusive_minimum=True),
+            warm_start=check_bool(self.warm_start, "warm_start"),
+            momentum=check_float(self.momentum, "momentum", maximum=1.0,
+                                 inclusive_minimum=True),
+            nesterovs_momentum=check_bool(self.nesterovs_momentum, "nesterovs_momentum"),
             early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            beta_1=_check_real(self.beta_1, "beta_1", 0.0, 1.0),
-            beta_2=_check_real(self.beta_2, "beta_2", 0.0, 1.0),
-            epsilon=_check_real(self.epsilon, "epsilon", 0.0, low_open=True),
+            # (0, 1) with early stopping, which needs a validation set; else [0, 1).
+            validation_fraction=check_float(self.validation_fraction, "validation_fraction",
+                                            maximum=1.0, inclusive_minimum=not early_stopping),
+            beta_1=check_float(self.beta_1, "beta_1", maximum=1.0, inclusive_minimum=True),
+            beta_2=check_float(self.beta_2, "beta_2", maximum=1.0, inclusive_minimum=True),
+            epsilon=check_float(self.epsilon, "epsilon"),
             n_iter_no_change=n_iter_no_change,
-            dtype=dtype,
+            loss=None if self.loss is None else check_choice(self.loss, "loss", self._losses),
+            backend=None if self.backend is None else check_choice(self.backend, "backend",
+                                                                   _BACKENDS),
+            dtype=None if self.dtype is None else check_dtype(self.dtype),
         )
 
     # ------------------------------------------------------------ fitting
@@ -219,10 +287,10 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "net_") or (not params.warm_start and not incremental)
         X, y = _validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
                               y_numeric=self._estimator_kind == "regressor", reset=first_pass)
-        targets = self._encode_targets(y, first_pass, incremental, classes)
+        targets = self._encode_targets(y, params, first_pass, incremental, classes)
         dtype = (params.dtype or X.dtype.type) if first_pass else self.net_.dtype
-        X = np.ascontiguousarray(X, dtype=dtype)
-        Y = np.ascontiguousarray(targets.Y, dtype=dtype)
+        X = as_matrix(X, "X", dtype, what="features")
+        Y = as_matrix(targets.Y, "y", dtype, what="outputs")
         loss, out_activation = self._loss_and_output(targets)
         layer_sizes = [X.shape[1]] + params.hidden_layer_sizes + [Y.shape[1]]
         if not first_pass:
@@ -241,14 +309,15 @@ class _BaseMLP(BaseEstimator):
         if first_pass:
             net = MLP(layer_sizes, activation=params.activation, output_activation=out_activation,
                       loss=loss, init="glorot_uniform", dtype=dtype,
-                      seed=int(random_state.randint(_INT32_MAX)), backend=self.backend)
+                      seed=int(random_state.randint(_INT32_MAX)), backend=params.backend)
             for weights, biases, (coef, intercept) in zip(net.weights, net.biases, initial):
                 weights[...] = coef
                 biases[...] = intercept
             self._set_network(net, out_activation, params)
         else:
             if not incremental:
-                # Warm start: keep the weights, start a fresh optimizer (as scikit-learn).
+                # Warm start: keep the weights, start a fresh optimizer and a
+                # new shuffling seed (as a new fit of scikit-learn's does).
                 kept = self.net_.params.copy()
                 self.net_.reset(seed=int(random_state.randint(_INT32_MAX)))
                 self.net_.params[...] = kept
@@ -302,7 +371,7 @@ class _BaseMLP(BaseEstimator):
         if params.dtype is not None and params.dtype != net.dtype:
             raise ValueError(f"{what} continues the fitted network of dtype "
                              f"{np.dtype(net.dtype).name}; dtype={self.dtype!r} differs")
-        if self.backend not in (None, "auto") and self.backend.lower() != net.backend:
+        if params.backend not in (None, "auto") and params.backend != net.backend:
             raise ValueError(f"{what} continues the fitted network on backend {net.backend!r}; "
                              f"backend={self.backend!r} differs")
 
@@ -336,8 +405,8 @@ class _BaseMLP(BaseEstimator):
                              "or the size of your dataset.")
         return X[train], Y[train], X[val], targets.y[val]
 
-    def _optimizer_options(self, params, batch_size):
-        """Keyword arguments for ``MLP.fit``, on scikit-learn's gradient scale.
+    def _optimizer(self, params, batch_size):
+        """The ``cymlp.optim`` optimizer that takes scikit-learn's steps.
 
         cymlp's gradient is ``scale`` times scikit-learn's (its losses are
         means where scikit-learn's are halved or summed), so the L2 term
@@ -347,16 +416,12 @@ class _BaseMLP(BaseEstimator):
         scikit-learn's gradient (Adam is otherwise invariant to the scale).
         """
         scale = self._gradient_scale
-        options = dict(epochs=1, batch_size=batch_size, shuffle=params.shuffle,
-                       optimizer=params.solver, weight_decay=scale * params.alpha / batch_size)
+        weight_decay = scale * params.alpha / batch_size
         if params.solver == "sgd":
-            options.update(learning_rate=params.learning_rate_init / scale,
-                           momentum=params.momentum,
-                           nesterov=params.nesterovs_momentum and params.momentum > 0)
-        else:
-            options.update(learning_rate=params.learning_rate_init,
-                           betas=(params.beta_1, params.beta_2), eps=params.epsilon * scale)
-        return options
+            return SGD(params.learning_rate_init / scale, params.momentum,
+                       params.nesterovs_momentum and params.momentum > 0, weight_decay)
+        return Adam(params.learning_rate_init, (params.beta_1, params.beta_2),
+                    params.epsilon * scale, weight_decay)
 
     @property
     def _gradient_scale(self):
@@ -373,7 +438,11 @@ class _BaseMLP(BaseEstimator):
                 "cross_entropy": 1.0}[self.net_.loss_name]
 
     def _run_epochs(self, X, Y, X_val, y_val, params, incremental):
-        """scikit-learn's stochastic-solver loop, one ``MLP.fit`` epoch at a time."""
+        """scikit-learn's stochastic-solver loop, on one training session of the network.
+
+        The session's trainer carries the optimizer state from epoch to
+        epoch; ``partial_fit`` runs one epoch per call, continuing it.
+        """
         net = self.net_
         n_train = X.shape[0]
         if self.batch_size == "auto":
@@ -383,45 +452,48 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped", stacklevel=4)
             batch_size = min(self.batch_size, n_train)
-        options = self._optimizer_options(params, batch_size)
+        optimizer = self._optimizer(params, batch_size)
         n_batches = -(-n_train // batch_size)
         loss_scale = self._loss_scale
         self.n_iter_ = 0
         try:
-            for _ in range(params.max_iter):
-                try:
-                    history = net.fit(X, Y, **options)
-                except TrainingDiverged as error:
-                    raise ValueError(
-                        "Solver produced non-finite parameter weights. The input data may "
-                        "contain large values and need to be preprocessed, or "
-                        f"learning_rate_init={self.learning_rate_init} is too large. ({error})"
-                    ) from error
-                self.n_iter_ += 1
-                self.t_ += n_train
-                # scikit-learn adds 0.5 * alpha * ||W||^2 / batch_n to each batch
-                # loss; here the weights at the end of the epoch stand in.
-                penalty = 0.5 * params.alpha * sum(
-                    float(np.dot(w.ravel(), w.ravel())) for w in net.weights) * n_batches / n_train
-                self.loss_ = history.loss[0] * loss_scale + penalty
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                self._update_no_improvement_count(params, X_val, y_val)
-                if self._no_improvement_count > params.n_iter_no_change:
+            with _training.open_session(net, X, Y, batch_size, optimizer,
+                                        check_outputs=True) as session:
+                for _ in range(params.max_iter):
+                    try:
+                        loss, _accuracy = session.run_epoch(self.n_iter_ + 1, params.shuffle)
+                    except TrainingDiverged as error:
+                        raise ValueError(
+                            "Solver produced non-finite parameter weights. The input data may "
+                            "contain large values and need to be preprocessed, or "
+                            f"learning_rate_init={self.learning_rate_init} is too large. "
+                            f"({error})") from error
+                    self.n_iter_ += 1
+                    self.t_ += n_train
+                    # scikit-learn adds 0.5 * alpha * ||W||^2 / batch_n to each batch
+                    # loss; here the weights at the end of the epoch stand in.
+                    penalty = 0.5 * params.alpha * sum(
+                        float(np.dot(w.ravel(), w.ravel())) for w in net.weights
+                    ) * n_batches / n_train
+                    self.loss_ = loss * loss_scale + penalty
+                    self.loss_curve_.append(self.loss_)
                     if self.verbose:
-                        what = ("Validation score" if params.early_stopping
-                                else "Training loss")
-                        print(f"{what} did not improve more than tol={params.tol:f} for "
-                              f"{params.n_iter_no_change} consecutive epochs. Stopping.")
-                    break
-                if incremental:
-                    break
-                if self.n_iter_ == params.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({params.max_iter}) reached "
-                        "and the optimization hasn't converged yet.", ConvergenceWarning,
-                        stacklevel=4)
+                        print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+                    self._update_no_improvement_count(params, X_val, y_val)
+                    if self._no_improvement_count > params.n_iter_no_change:
+                        if self.verbose:
+                            what = ("Validation score" if params.early_stopping
+                                    else "Training loss")
+                            print(f"{what} did not improve more than tol={params.tol:f} for "
+                                  f"{params.n_iter_no_change} consecutive epochs. Stopping.")
+                        break
+                    if incremental:
+                        break
+                    if self.n_iter_ == params.max_iter:
+                        warnings.warn(
+                            f"Stochastic Optimizer: Maximum iterations ({params.max_iter}) "
+                            "reached and the optimization hasn't converged yet.",
+                            ConvergenceWarning, stacklevel=4)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
         if params.early_stopping:
@@ -468,21 +540,33 @@ class _BaseMLP(BaseEstimator):
         return hasattr(self, "net_")
 
     @property
-    def coefs_(self) -> list:
-        """list of ndarray: ``coefs_[i]`` of shape (n_units[i], n_units[i + 1]).
+    def coefs_(self) -> _LayerArrays:
+        """Sequence of ndarray: ``coefs_[i]`` of shape (n_units[i], n_units[i + 1]).
 
-        Views of the network's weights (``net_.weights``): writing into them
-        changes the model.
+        Views of the network's weights (``net_.weights``): writing into them,
+        assigning an item (``coefs_[i] = W``) or the whole list
+        (``coefs_ = [W0, W1, ...]``) changes the model. Assigned arrays must
+        have the shapes above and are converted to the network's dtype.
         """
-        return list(self.net_.weights)
+        return _LayerArrays(self.net_.weights, "coefs_")
+
+    @coefs_.setter
+    def coefs_(self, coefs):
+        check_is_fitted(self)
+        self.coefs_.assign(coefs)
 
     @property
-    def intercepts_(self) -> list:
-        """list of ndarray: ``intercepts_[i]`` of shape (n_units[i + 1],).
+    def intercepts_(self) -> _LayerArrays:
+        """Sequence of ndarray: ``intercepts_[i]`` of shape (n_units[i + 1],).
 
-        Views of the network's biases (``net_.biases``).
+        Views of the network's biases (``net_.biases``), assignable as ``coefs_``.
         """
-        return list(self.net_.biases)
+        return _LayerArrays(self.net_.biases, "intercepts_")
+
+    @intercepts_.setter
+    def intercepts_(self, intercepts):
+        check_is_fitted(self)
+        self.intercepts_.assign(intercepts)
 
 
 _COMMON_PARAMETERS = """
@@ -559,11 +643,14 @@ _COMMON_ATTRIBUTES = """
         Epochs run by the last ``fit`` or ``partial_fit`` call.
     t_ : int
         Training samples seen since the network was initialised.
-    coefs_ : list of ndarray
+    coefs_ : sequence of ndarray
         Weight matrices, ``coefs_[i]`` of shape (n_units[i], n_units[i + 1]);
-        views of ``net_.weights``.
-    intercepts_ : list of ndarray
-        Bias vectors; views of ``net_.biases``.
+        views of ``net_.weights``. As with scikit-learn's lists, assigning an
+        item (``coefs_[i] = W``) or the whole list changes the model (shapes
+        checked, values converted to the network's dtype).
+    intercepts_ : sequence of ndarray
+        Bias vectors, ``intercepts_[i]`` of shape (n_units[i + 1],); views of
+        ``net_.biases``, assignable as ``coefs_``.
     n_layers_ : int
         Number of layers, input and output included.
     n_outputs_ : int
@@ -576,8 +663,9 @@ _COMMON_ATTRIBUTES = """
 
 _COMMON_NOTES = """
     The training loop is scikit-learn's ``sgd``/``adam`` loop, run epoch by
-    epoch with ``cymlp.MLP.fit`` on the chosen backend. Differences from
-    scikit-learn's MLP:
+    epoch on one training session of the network (one backend trainer per
+    ``fit``, whose optimizer state ``partial_fit`` continues). Differences
+    from scikit-learn's MLP:
 
     - ``alpha`` decays the intercepts as well as the weights (cymlp's
       ``weight_decay`` covers every parameter), and the last, smaller batch of
@@ -596,6 +684,7 @@ _COMMON_NOTES = """
       ``max_fun``, ``sample_weight`` or sparse input.
     - Training that diverges raises a ``ValueError`` at once.
 """
+
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -645,27 +734,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     _estimator_kind = "classifier"
+    _losses = ("cross_entropy", "bce", "mse")
     _score_function = staticmethod(accuracy_score)
-
-    def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
-                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
-                 batch_size: Union[int, str] = "auto", learning_rate_init: float = 0.001,
-                 max_iter: int = 200, shuffle: bool = True, random_state=None,
-                 tol: float = 1e-4, verbose: Union[bool, int] = False, warm_start: bool = False,
-                 momentum: float = 0.9, nesterovs_momentum: bool = True,
-                 early_stopping: bool = False, validation_fraction: float = 0.1,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
-                 n_iter_no_change: Union[int, float] = 10, loss: Optional[str] = None,
-                 backend: Optional[str] = None, dtype=None):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate_init=learning_rate_init,
-            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
-            verbose=verbose, warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, loss=loss, backend=backend,
-            dtype=dtype)
 
     def fit(self, X, y) -> "MLPClassifier":
         """Train the network on X and the labels y.
@@ -702,7 +772,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._fit(X, y, incremental=True, classes=classes)
 
-    def _encode_targets(self, y, first_pass, incremental, classes):
+    def _encode_targets(self, y, params, first_pass, incremental, classes):
         """Targets as network outputs; sets ``classes_`` on the first pass."""
         check_classification_targets(y)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -747,7 +817,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {labels}.")
         kind = binarizer.y_type_
-        loss = self._resolve_loss(kind)
+        loss = self._resolve_loss(kind, params.loss)
         if first_pass:  # only once everything is known to fit
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
@@ -757,12 +827,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return SimpleNamespace(Y=Y, y=y, kind=kind, loss=loss,
                                stratify=binarizer.transform(y) if kind == "binary" else None)
 
-    def _resolve_loss(self, kind):
-        loss = self.loss
+    @staticmethod
+    def _resolve_loss(kind, loss):
+        """The checked ``loss`` parameter, or its default, for targets of ``kind``."""
         if loss is None:
             return "cross_entropy" if kind == "multiclass" else "bce"
-        if loss not in ("cross_entropy", "bce", "mse"):
-            _fail("loss", "None, 'cross_entropy', 'bce' or 'mse'", loss)
         if loss == "bce" and kind == "multiclass":
             raise ValueError("loss='bce' needs two classes or multilabel targets; use "
                              "loss='cross_entropy' (or None) for three or more classes")
@@ -779,10 +848,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return targets.loss, "sigmoid"
 
     def _outputs_to_predictions(self, outputs):
-        if outputs.shape[1] == 2 and self.net_.activations[-1] == "softmax" \
-                and len(self.classes_) == 2:
-            outputs = outputs[:, 1:]  # two softmax outputs for a binary problem
-        return self._label_binarizer.inverse_transform(outputs)
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            return self._label_binarizer.inverse_transform(outputs)  # each label above 0.5
+        # cymlp's classification rule (the argmax; one sigmoid output: above 0.5),
+        # which is also what LabelBinarizer.inverse_transform does.
+        return self.classes_[classify(outputs)]
 
     def predict(self, X) -> np.ndarray:
         """Predicted class of each sample.
@@ -878,27 +948,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
 
     _estimator_kind = "regressor"
+    _losses = ("mse", "squared_error")
     _score_function = staticmethod(r2_score)
-
-    def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
-                 activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
-                 batch_size: Union[int, str] = "auto", learning_rate_init: float = 0.001,
-                 max_iter: int = 200, shuffle: bool = True, random_state=None,
-                 tol: float = 1e-4, verbose: Union[bool, int] = False, warm_start: bool = False,
-                 momentum: float = 0.9, nesterovs_momentum: bool = True,
-                 early_stopping: bool = False, validation_fraction: float = 0.1,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
-                 n_iter_no_change: Union[int, float] = 10, loss: Optional[str] = None,
-                 backend: Optional[str] = None, dtype=None):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate_init=learning_rate_init,
-            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
-            verbose=verbose, warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, loss=loss, backend=backend,
-            dtype=dtype)
 
     def fit(self, X, y) -> "MLPRegressor":
         """Train the network on X and the targets y.
@@ -932,12 +983,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         return self._fit(X, y, incremental=True)
 
-    def _encode_targets(self, y, first_pass, incremental, classes):
-        if self.loss not in (None, "mse", "squared_error"):
-            _fail("loss", "None, 'mse' or 'squared_error'", self.loss)
+    def _encode_targets(self, y, params, first_pass, incremental, classes):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        if Y.dtype.kind == "b":  # scikit-learn takes boolean targets as 0 and 1
+            Y = Y.astype(np.float64)
         return SimpleNamespace(Y=Y, y=y, kind="continuous", loss="mse", stratify=None)
 
     @staticmethod

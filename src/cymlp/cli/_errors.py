@@ -1,0 +1,46 @@
+"""The one error type ``cymlp`` commands report as the user's mistake.
+
+``main`` prints a ``CLIError`` as one line on stderr and exits with status 2;
+every other exception is a bug and shows its traceback. The commands raise
+``CLIError`` from their own checks, and turn into it only the exceptions
+that cymlp documents for bad input, at the calls that take that input
+(``reported``), so that a ``ValueError`` from deep inside a fit is never
+mistaken for a bad option.
+"""
+
+from contextlib import contextmanager
+
+from .._backend import resolve_backend
+
+
+class CLIError(Exception):
+    """A problem the user caused: an option, a data or model file, the installation."""
+
+
+# What cymlp's public API and the operating system raise for input they refuse;
+# each message names the argument or the file.
+BAD_ARGUMENT = (ValueError, TypeError)  # argument checks, e.g. MLP.fit(validation_split=1.5)
+MISSING_BACKEND = (ImportError,)        # a backend asked for by name that cannot be loaded
+BAD_MODEL_FILE = (ValueError,)          # cymlp.load: not a valid cymlp model file
+BAD_FILE = (OSError,)                   # a file the user named: missing, unreadable, unwritable
+
+
+@contextmanager
+def reported(*errors, prefix="", about=None):
+    """Inside the block, re-raise ``errors`` as ``CLIError`` (message after ``prefix``).
+
+    With ``about`` (argument names), only errors whose message starts with one
+    of them: cymlp's argument checks name the argument first.
+    """
+    try:
+        yield
+    except errors as error:
+        if about is not None and not str(error).startswith(about):
+            raise
+        raise CLIError(f"{prefix}{error}") from error
+
+
+def check_backend(name):
+    """Fail now if backend ``name`` (None: ``$CYMLP_BACKEND``, else auto) cannot be used."""
+    with reported(ValueError, *MISSING_BACKEND):
+        resolve_backend(name)
