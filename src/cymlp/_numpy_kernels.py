@@ -15,6 +15,8 @@ hyperparameters rounded to float32, except Adam's update and the losses,
 which both backends compute in float64.
 """
 
+import math
+
 import numpy as np
 from scipy.special import expit
 
@@ -75,7 +77,7 @@ def n_correct(a, y):
 
 def _double(x):
     """x in float64 (no copy when it is): the kernels compute losses and deltas in double."""
-    return x.astype(np.float64, copy=False)
+    return x if x.dtype == np.float64 else x.astype(np.float64)
 
 
 def loss_and_delta(loss, activation, a, z, y):
@@ -87,7 +89,7 @@ def loss_and_delta(loss, activation, a, z, y):
     rows, width = a.shape
     if loss in (Loss.MSE, Loss.TUTORIAL):
         error = a - y
-        total = float(np.square(error).sum(dtype=np.float64)) / width
+        total = float(np.add.reduce(np.square(error), axis=None, dtype=np.float64)) / width
         if loss == Loss.TUTORIAL:   # the tutorial's a - y, per sample
             return total, (_double(error) * (1.0 / rows)).astype(a.dtype, copy=False)
         delta = (_double(error) * (2.0 / rows) / width).astype(a.dtype, copy=False)
@@ -115,9 +117,10 @@ def loss_and_delta(loss, activation, a, z, y):
 
 def forward_pass(weights, biases, activations, x):
     """Outputs of every layer for the rows ``x``: ``([x, a_1, ..., a_L], z_L)``."""
+    # (ndarray.dot rather than @: the same product, with less overhead on tiny arrays)
     outputs = [x]
     for layer, W in enumerate(weights):
-        z = outputs[-1] @ W
+        z = outputs[-1].dot(W)
         if biases:
             z += biases[layer]
         outputs.append(ACTIVATE[activations[layer]](z))
@@ -128,12 +131,12 @@ def backward_pass(network, outputs, delta, gradient):
     """Write into ``gradient`` (a ``_Network`` over the gradient vector) dLoss/dW, dLoss/db."""
     for layer in range(len(network.weights) - 1, -1, -1):
         a_prev = outputs[layer]
-        np.matmul(a_prev.T, delta, out=gradient.weights[layer])
+        np.dot(a_prev.T, delta, out=gradient.weights[layer])
         if network.biases:
-            np.sum(delta, axis=0, out=gradient.biases[layer])
+            np.add.reduce(delta, axis=0, out=gradient.biases[layer])
         if layer > 0:
             delta = backpropagate_through(network.activations[layer - 1],
-                                          delta @ network.weights[layer].T, a_prev)
+                                          delta.dot(network.weights[layer].T), a_prev)
 
 
 class _Network:
@@ -148,7 +151,7 @@ class _Network:
 
     def loss(self, loss, x, y):
         """(summed loss, outputs of every layer, output delta)."""
-        outputs, z = self.forward(x)
+        outputs, z = forward_pass(self.weights, self.biases, self.activations, x)
         total, delta = loss_and_delta(loss, self.activations[-1], outputs[-1], z, y)
         return total, outputs, delta
 
@@ -203,6 +206,10 @@ def optimizer_step(optimizer, hyper, params, grad, state, step):
     return new_params.astype(params.dtype), _flush(new_state)
 
 
+def _all_finite(values):
+    return bool(np.logical_and.reduce(np.isfinite(values), axis=None))
+
+
 def _flush(values):
     """values with 0 where |values| is below the normal range."""
     return np.where(np.abs(values) >= np.finfo(values.dtype).tiny, values, 0)
@@ -213,12 +220,14 @@ def _flush(values):
 class Trainer:
     """Trains one network on ``(X, Y)``: built once per fit, run over chunks of rows.
 
-    A step is kept only while everything stays finite: a batch whose loss is
-    not finite is not stepped on and the step before it (whose result gave
-    that loss) is undone; a step that would make a parameter or the optimizer
-    state inf or NaN is not taken. The network is left at the last state
-    whose loss was measured finite. (The compiled twin in
-    ``csrc/_kernels.pyx`` keeps the same promise with snapshots.)
+    A step is kept only while everything stays finite. A batch whose loss is
+    not finite is not stepped on, and the step before it (whose result gave
+    that loss) is undone too; a step that would make a parameter or the
+    optimizer state inf or NaN is not taken. Undoing goes back to the
+    snapshot taken at the start of the run (or of the run before, when the
+    step to undo was the last one of that run) and takes the steps after it
+    again. The network is left at the last state whose loss was measured
+    finite, and ``run`` says how many rows it kept.
     """
 
     @_quiet
@@ -237,8 +246,11 @@ class Trainer:
         self._network = _Network(params, layout)
         self._grad = np.empty_like(params)
         self._gradient = _Network(self._grad, layout)
-        self._runs = 0
-        self._last_step = None   # what the last step changed, to undo it
+        # A loss is judged in the network's precision, as the compiled kernel
+        # does: a float32 loss that only double can hold is not finite.
+        self._finite = (math.isfinite if params.dtype == np.float64
+                        else lambda value: math.isfinite(np.float32(value)))
+        self._previous = None   # the last run: (snapshot, rows, learning rate)
 
     @_quiet
     def run(self, order, start, stop):
@@ -249,59 +261,79 @@ class Trainer:
         """
         if not 0 <= start <= stop <= order.shape[0]:
             raise ValueError("start and stop must satisfy 0 <= start <= stop <= len(order)")
-        rows = order[start:stop]
+        rows = order[start:stop].copy()
         if rows.size and (rows.min() < 0 or rows.max() >= self.X.shape[0]):
             raise ValueError("order holds a row index outside X")
         if not rows.size:
             return 0.0, 0, 0
-        self._runs += 1
+        snapshot = (self.params.copy(), self.state.copy(), self.step)
+        previous, self._previous = self._previous, (snapshot, rows, self.learning_rate)
+        loss_sum, correct, done, failed_at, loss_failed = self._steps(rows)
+        if failed_at is None:
+            return loss_sum, correct, done
+        if not loss_failed:
+            keep = failed_at                      # undo the step that made a value non-finite
+        elif failed_at > 0:
+            keep = failed_at - self.batch_size    # undo the step whose result gave that loss
+        elif previous is not None:
+            # The first batch of this run: the step to undo is the previous run's last.
+            (params, state, step), previous_rows, previous_rate = previous
+            self._restore(params, state, step)
+            rate, self.learning_rate = self.learning_rate, previous_rate
+            keep = (previous_rows.shape[0] - 1) // self.batch_size * self.batch_size
+            self._steps(previous_rows[:keep])
+            self.learning_rate = rate
+            self._previous = None
+            return 0.0, 0, keep - previous_rows.shape[0]
+        else:
+            return 0.0, 0, 0                      # the first batch of the fit: nothing to undo
+        self._restore(*snapshot)
+        loss_sum, correct, done, _, _ = self._steps(rows[:keep])
+        return loss_sum, correct, done
+
+    def _restore(self, params, state, step):
+        self.params[...] = params
+        self.state[...] = state
+        self.step = step
+
+    def _steps(self, rows):
+        """One step per batch of ``X[rows]``: (loss_sum, n_correct, rows_done, failed_at, loss_failed).
+
+        Stops at the batch whose loss is not finite (``loss_failed``; its step
+        is not taken) or whose step would make a value non-finite;
+        ``failed_at`` is where that batch starts (None if none did).
+        """
         hyper = (self.learning_rate,) + self._settings
+        X, Y, network, finite = self.X, self.Y, self._network, self._finite
         # The outputs of each batch's forward pass: classified once, at the end.
-        outputs_seen = np.empty((rows.shape[0], self.Y.shape[1]), dtype=self.params.dtype)
-        loss_sum, done = 0.0, 0
+        outputs_seen = np.empty((rows.shape[0], Y.shape[1]), dtype=self.params.dtype)
+        loss_sum, done, failed_at, loss_failed = 0.0, 0, None, False
         for begin in range(0, rows.shape[0], self.batch_size):
-            batch = rows[begin:begin + self.batch_size]
-            if batch.shape[0] == 1:    # a view: cheaper than gathering one row
-                x, y = self.X[batch[0]:batch[0] + 1], self.Y[batch[0]:batch[0] + 1]
+            if self.batch_size == 1:   # a view: cheaper than gathering one row
+                row = int(rows[begin])
+                x, y, count = X[row:row + 1], Y[row:row + 1], 1
             else:
-                x, y = self.X[batch], self.Y[batch]
-            batch_loss, outputs, delta = self._network.loss(self.loss, x, y)
-            # Judged in the network's precision, as the compiled kernel does.
-            if not np.isfinite(self.params.dtype.type(batch_loss)):
-                loss_sum, done = self._undo_last_step(loss_sum, done)
+                batch = rows[begin:begin + self.batch_size]
+                x, y, count = X[batch], Y[batch], batch.shape[0]
+            batch_loss, outputs, delta = network.loss(self.loss, x, y)
+            if not finite(batch_loss):
+                failed_at, loss_failed = begin, True
                 break
-            backward_pass(self._network, outputs, delta, self._gradient)
+            backward_pass(network, outputs, delta, self._gradient)
             params, state = optimizer_step(self.optimizer, hyper, self.params, self._grad,
                                            self.state, self.step + 1)
-            if not (np.isfinite(params).all()
-                    and (state is self.state or np.isfinite(state).all())):
+            if not (_all_finite(params) and (state is self.state or _all_finite(state))):
+                failed_at = begin
                 break
-            self._last_step = (self.params.copy(), None if state is self.state
-                               else self.state.copy(), self._runs, batch.shape[0], batch_loss)
             self.params[...] = params
             if state is not self.state:
                 self.state[...] = state
             self.step += 1
-            outputs_seen[begin:begin + batch.shape[0]] = outputs[-1]
+            outputs_seen[begin:begin + count] = outputs[-1]
             loss_sum += batch_loss
-            done += batch.shape[0]
-        if done <= 0:
-            return loss_sum, 0, done
-        return loss_sum, n_correct(outputs_seen[:done], self.Y[rows[:done]]), done
-
-    def _undo_last_step(self, loss_sum, done):
-        """Go back to before the last step: the run's (loss sum, rows done) without it."""
-        if self._last_step is None:
-            return loss_sum, done
-        params, state, run, rows, step_loss = self._last_step
-        self.params[...] = params
-        if state is not None:
-            self.state[...] = state
-        self.step -= 1
-        self._last_step = None
-        if run != self._runs:          # it was the previous run's last batch
-            return 0.0, -rows
-        return loss_sum - step_loss, done - rows
+            done += count
+        correct = n_correct(outputs_seen[:done], Y[rows[:done]]) if done else 0
+        return loss_sum, correct, done, failed_at, loss_failed
 
 
 @_quiet
