@@ -1,21 +1,30 @@
 """Memory leaks: thousands of construct -> fit -> predict -> save -> load cycles.
 
-Resident memory is read from /proc/self/statm (Linux only) after a warm-up,
-once caches, allocator pools and lazily imported modules have settled, and
-again at the end; ``gc.collect()`` runs before each reading. A leak of one
-small buffer per cycle (a workspace, a memoryview's buffer reference, a file
-handle's read buffer) would grow by megabytes over the cycles measured.
+Resident memory is read from /proc/self/statm (Linux only) every
+``SAMPLE_EVERY`` cycles after a warm-up, once caches, allocator pools and
+lazily imported modules have settled; ``gc.collect()`` runs before each
+reading. The growth per cycle is the median of the pairwise slopes of those
+readings (Theil-Sen): a leak grows memory at a steady rate and moves it, while
+one-off steps (an allocator arena or a page added once) do not. The bound is a
+quarter of the smallest workspace the cycle allocates, so a leak of one
+workspace (a buffer, a memoryview's buffer reference, a file handle's read
+buffer) per cycle fails; so does one Python object per cycle, through the count
+of allocated Python memory blocks. Reference counts of the inputs and the
+collection of networks and of the buffers a fit hands to the kernels are
+checked exactly.
 """
 
 import gc
+import inspect
 import os
 import sys
+import weakref
 
 import numpy as np
 import pytest
 
 import cymlp
-from cymlp import MLP
+from cymlp import MLP, _layout
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux")
                                 or not os.path.exists("/proc/self/statm"),
@@ -23,7 +32,11 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux")
 
 CYCLES = 2000
 WARM_UP = 200
-MAX_GROWTH = 10 * 2 ** 20       # bytes
+SAMPLE_EVERY = 50
+MAX_GROWTH = 10 * 2 ** 20       # bytes, over all the cycles measured
+# Python memory blocks (sys.getallocatedblocks) per cycle: one object kept per
+# cycle makes the slope at least 1; caches that still fill slowly stay far below.
+MAX_BLOCKS_PER_CYCLE = 0.5
 
 
 def resident_bytes():
@@ -32,14 +45,46 @@ def resident_bytes():
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def growth_over_cycles(cycle, cycles=CYCLES, warm_up=WARM_UP):
-    """Resident memory growth from after the warm-up to the end."""
+def median_slope(x, y):
+    """Theil-Sen slope: the median of the slopes between every pair of points."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    first, second = np.triu_indices(len(x), k=1)
+    return float(np.median((y[second] - y[first]) / (x[second] - x[first])))
+
+
+def growth_over_cycles(cycle, cycles=CYCLES, warm_up=WARM_UP, every=SAMPLE_EVERY):
+    """(resident bytes per cycle, Python blocks per cycle, total resident growth).
+
+    Measured from after the warm-up to the end, from a reading every ``every``
+    cycles.
+    """
     for index in range(warm_up):
         cycle(index)
-    before = resident_bytes()
+    samples = []
     for index in range(warm_up, cycles):
+        if (index - warm_up) % every == 0:
+            samples.append((index, resident_bytes(), sys.getallocatedblocks()))
         cycle(index)
-    return resident_bytes() - before
+    samples.append((cycles, resident_bytes(), sys.getallocatedblocks()))
+    indices, resident, blocks = zip(*samples)
+    return (median_slope(indices, resident), median_slope(indices, blocks),
+            resident[-1] - resident[0])
+
+
+def workspace_bytes(net, rows):
+    """Bytes of the training workspace ``fit`` allocates for ``net`` and ``rows``-row batches."""
+    return _layout.workspace_size(net._layout, rows) * np.dtype(net.dtype).itemsize
+
+
+def check_growth(rates, smallest_workspace, what):
+    per_cycle, blocks_per_cycle, growth = rates
+    assert per_cycle < smallest_workspace / 4, (
+        f"resident memory grows by {per_cycle:.0f} bytes per cycle over {what}; "
+        f"one workspace is {smallest_workspace} bytes")
+    assert blocks_per_cycle < MAX_BLOCKS_PER_CYCLE, (
+        f"{blocks_per_cycle:.2f} more Python memory blocks per cycle over {what}")
+    assert growth < MAX_GROWTH, (f"resident memory grew by {growth / 2 ** 20:.1f} MiB over "
+                                 f"{what}")
 
 
 def test_fit_predict_save_load_cycles_do_not_leak(backend, tmp_path):
@@ -63,10 +108,11 @@ def test_fit_predict_save_load_cycles_do_not_leak(backend, tmp_path):
         if index % 100 == 0:
             checks.append(np.array_equal(loaded.predict(X), outputs))
 
-    growth = growth_over_cycles(cycle)
+    rates = growth_over_cycles(cycle)
     assert all(checks) and len(checks) == CYCLES // 100
-    assert growth < MAX_GROWTH, (f"resident memory grew by {growth / 2 ** 20:.1f} MiB over "
-                                 f"{CYCLES - WARM_UP} cycles")
+    # The smallest workspace of the cycle: the float32 network's, batches of 3.
+    smallest = workspace_bytes(MLP([4, 5, 2], dtype=np.float32, backend=backend), 3)
+    check_growth(rates, smallest, f"{CYCLES - WARM_UP} cycles")
 
 
 def test_error_paths_do_not_leak(backend, tmp_path):
@@ -101,7 +147,78 @@ def test_error_paths_do_not_leak(backend, tmp_path):
         except cymlp.TrainingDiverged:
             outcomes["diverged"] += 1
 
-    growth = growth_over_cycles(cycle, cycles=1000, warm_up=100)
+    rates = growth_over_cycles(cycle, cycles=1000, warm_up=100)
     assert outcomes == {"rejected": 1000, "refused": 1000, "diverged": 1000}
-    assert growth < MAX_GROWTH, (f"resident memory grew by {growth / 2 ** 20:.1f} MiB over "
-                                 f"900 failing cycles")
+    check_growth(rates, workspace_bytes(net, 6), "900 failing cycles")
+
+
+def test_calls_leave_the_reference_counts_of_their_inputs_unchanged(backend, dtype):
+    """A kernel or a wrapper that keeps a reference to an input (or to a view of
+    it) raises that input's reference count. The inputs have the network's dtype
+    and order, so they reach the kernels without being copied."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(20, 4)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 20)]
+    X_val, Y_val = X[:6].copy(), Y[:6].copy()
+    inputs = {"X": X, "Y": Y, "X_val": X_val, "Y_val": Y_val}
+
+    def calls(seed):
+        net = MLP([4, 6, 3], activation="relu", output_activation="softmax",
+                  loss="cross_entropy", dtype=dtype, seed=seed, backend=backend)
+        for optimizer in ("sgd", "adam"):
+            net.fit(X, Y, epochs=2, batch_size=4, optimizer=optimizer, learning_rate=0.01,
+                    validation_data=(X_val, Y_val))
+        net.partial_fit(X, Y, learning_rate=0.01)
+        net.predict(X)
+        net.classify(X_val)
+        net.loss(X, Y)
+        net.accuracy(X_val, Y_val)
+
+    calls(0)
+    before = {name: sys.getrefcount(array) for name, array in inputs.items()}
+    for seed in range(1, 11):
+        calls(seed)
+    gc.collect()
+    after = {name: sys.getrefcount(array) for name, array in inputs.items()}
+    assert after == before
+
+
+def test_networks_and_the_buffers_of_their_fits_are_collected(backend, tmp_path, monkeypatch):
+    """After ``del`` and ``gc.collect()`` nothing keeps a network, its parameters,
+    or the gradient and workspace its fits handed to the kernels."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 5))
+    Y = np.eye(2)[rng.integers(0, 2, 30)]
+    path = tmp_path / "model.npz"
+    net = MLP([5, 7, 2], activation="tanh", output_activation="softmax",
+              loss="cross_entropy", seed=0, backend=backend)
+    kernels = net._kernels
+    train_epoch = kernels.train_epoch
+    signature = inspect.signature(train_epoch)
+    buffers = []
+
+    def spy(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs).arguments
+        buffers.extend(weakref.ref(bound[name]) for name in ("grad", "workspace"))
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(kernels, "train_epoch", spy)
+    net.fit(X, Y, epochs=3, batch_size=4, optimizer="adam", learning_rate=0.01,
+            validation_split=0.2)
+    net.fit(X, Y, epochs=2, batch_size=30, momentum=0.9, learning_rate=0.01)
+    net.partial_fit(X, Y, learning_rate=0.01)
+    outputs = net.predict(X)
+    net.save(path)
+    loaded = cymlp.load(path, backend=backend)
+    np.testing.assert_array_equal(loaded.predict(X), outputs)
+    loaded.fit(X, Y, epochs=1, batch_size=8, learning_rate=0.01)
+    assert len(buffers) >= 2 * 7          # one call or more per epoch and partial_fit
+    references = {"net": weakref.ref(net), "net.params": weakref.ref(net._params),
+                  "net.weights[0]": weakref.ref(net.weights[0]),
+                  "loaded": weakref.ref(loaded), "loaded.params": weakref.ref(loaded._params)}
+    references.update((f"buffer {index} passed to train_epoch", reference)
+                      for index, reference in enumerate(buffers))
+    del net, loaded
+    gc.collect()
+    alive = [name for name, reference in references.items() if reference() is not None]
+    assert alive == []

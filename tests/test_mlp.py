@@ -209,6 +209,20 @@ def test_same_seed_same_weights(backend):
     np.testing.assert_array_equal(sequence.params, a.params)
 
 
+@pytest.mark.skipif(len(cymlp.available_backends()) < 2,
+                    reason="compares the compiled and the NumPy backend; needs both built")
+@pytest.mark.parametrize("init", ["normal", "uniform", "glorot_uniform", "glorot_normal",
+                                  "he_uniform", "he_normal"])
+def test_initial_weights_do_not_depend_on_the_backend(init):
+    # Named explicitly: the backend fixture alone would compare numpy with
+    # numpy in a CYMLP_BACKEND=numpy run.
+    compiled = MLP([6, 4, 2], init=init, seed=123, backend="cython")
+    reference = MLP([6, 4, 2], init=init, seed=123, backend="numpy")
+    assert (compiled.backend, reference.backend) == ("cython", "numpy")
+    np.testing.assert_array_equal(compiled.params, reference.params)
+    assert np.abs(compiled.params).max() > 0
+
+
 def test_no_seed_gives_fresh_weights(backend):
     assert not np.array_equal(MLP([6, 4, 2], backend=backend).params,
                               MLP([6, 4, 2], backend=backend).params)
