@@ -169,20 +169,27 @@ def test_predict_in_blocks_matches(dtype, make_data):
 # ---------------------------------------------------------------- divergence
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_training_stops_at_the_same_step_when_diverging(dtype):
+@pytest.mark.parametrize("optimizer, batch_size", [("sgd", 1), ("sgd", 3), ("momentum", 2),
+                                                   ("adam", 1)])
+def test_training_stops_at_the_same_step_when_diverging(dtype, optimizer, batch_size):
     # Both trainers promise: a step that would make the loss, the weights or
-    # the optimizer state non-finite is not taken. They must stop at the same
-    # row of the same epoch and leave the same (finite) weights and step count.
-    X = np.full((4, 2), 1e3, dtype=dtype)
+    # the optimizer state non-finite is not kept. They must stop at the same
+    # step of the same epoch and leave the same (finite) weights and step count.
+    X = np.linspace(1, 2, 8, dtype=dtype).reshape(4, 2) * 1e3
     Y = np.zeros((4, 1), dtype=dtype)
+    kwargs = {"sgd": dict(learning_rate=1e3), "momentum": dict(learning_rate=1e3, momentum=0.9),
+              "adam": dict(optimizer="adam", learning_rate=1e15 if dtype == np.float32
+                           else 1e200)}[optimizer]
     messages, states = {}, {}
     for name in ("cython", "numpy"):
         net = MLP([2, 3, 1], output_activation="identity", seed=0, dtype=dtype, backend=name)
         with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
-            net.fit(X, Y, epochs=50, learning_rate=1e3, batch_size=1, shuffle=False)
+            net.fit(X, Y, epochs=50, batch_size=batch_size, shuffle=False, **kwargs)
         messages[name], states[name] = str(caught.value), net.state_dict()
     assert messages["cython"] == messages["numpy"], messages
     assert states["numpy"]["step"] == states["cython"]["step"] < 50 * 4
     assert np.isfinite(states["numpy"]["params"]).all()
     assert np.isfinite(states["cython"]["params"]).all()
+    assert_match(states["cython"]["optimizer_state"], states["numpy"]["optimizer_state"], dtype,
+                 "optimizer state")
     assert_match(states["cython"]["params"], states["numpy"]["params"], dtype, "params")

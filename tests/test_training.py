@@ -604,3 +604,44 @@ def test_sigmoid_mse_network_diverges_with_absurd_learning_rate(backend, learnin
     # The network is usable again with a sensible rate.
     net.fit(X, Y, epochs=5, learning_rate=0.5)
     assert np.isfinite(net.params).all()
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_divergence_does_not_depend_on_how_epochs_are_cut_into_chunks(backend, monkeypatch,
+                                                                      batch_size, optimizer):
+    # The trainer's promise holds whatever the chunks: the same steps are kept
+    # (the network is left at the last state whose loss was measured finite),
+    # whether the failing batch opens a chunk, sits inside one, or follows a
+    # chunk that ended an epoch. Chunks of one batch put every step of the
+    # undo across a chunk boundary.
+    from cymlp import _training
+    X = np.linspace(-3, 3, 14).reshape(7, 2) * 1e3
+    Y = np.linspace(0, 1, 14).reshape(7, 2)
+    kwargs = dict(epochs=40, learning_rate=3.0 if optimizer != "adam" else 1e100,
+                  batch_size=batch_size, shuffle=True)
+    if optimizer == "momentum":
+        kwargs["momentum"] = 0.9
+    if optimizer == "adam":
+        kwargs["optimizer"] = "adam"
+
+    def outcome():
+        net = MLP([2, 3, 2], activation="identity", output_activation="identity", seed=3,
+                  backend=backend)
+        with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as caught:
+            net.fit(X, Y, **kwargs)
+        state = net.state_dict()
+        assert np.isfinite(state["params"]).all() and np.isfinite(state["optimizer_state"]).all()
+        assert np.isfinite(net.loss(X[:batch_size], Y[:batch_size])) or state["step"] == 0
+        return str(caught.value), state, net.history
+
+    whole = outcome()
+    monkeypatch.setattr(_training, "FIRST_CHUNK_ROWS", 1)
+    monkeypatch.setattr(_training, "CHUNK_SECONDS", -1.0)     # chunks never grow
+    one_batch_each = outcome()
+    assert whole[0] == one_batch_each[0]
+    assert whole[1]["step"] == one_batch_each[1]["step"]
+    np.testing.assert_array_equal(whole[1]["params"], one_batch_each[1]["params"])
+    np.testing.assert_array_equal(whole[1]["optimizer_state"], one_batch_each[1]["optimizer_state"])
+    assert whole[2] == one_batch_each[2]
+    assert whole[2].epochs == int(whole[0].split("epoch ")[1].split(":")[0]) - 1

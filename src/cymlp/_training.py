@@ -30,6 +30,7 @@ from ._threads import blas_threads, threads_for
 # quickly, long enough that the call overhead is invisible. (Only the
 # responsiveness depends on it, never the result.)
 CHUNK_SECONDS = 0.05
+FIRST_CHUNK_ROWS = 256
 MAX_CHUNK_ROWS = 1 << 20
 
 
@@ -165,7 +166,7 @@ class Session:
         self.threads = threads_for(net._layout, min(batch_size, X.shape[0]), net.n_threads)
         self.in_order = np.arange(X.shape[0])
         self.shuffled = np.empty_like(self.in_order)
-        self.chunk_rows = batch_size * max(1, 256 // batch_size)
+        self.chunk_rows = batch_size * max(1, FIRST_CHUNK_ROWS // batch_size)
 
     @property
     def learning_rate(self):
