@@ -22,7 +22,6 @@ import json
 import os
 import stat
 import struct
-import tempfile
 import tracemalloc
 import zipfile
 from collections import defaultdict
@@ -312,6 +311,36 @@ def with_member(model, name, data):
     return {**members_of(model), name: data}
 
 
+HISTORY_KEYS = ("loss", "accuracy", "learning_rate", "val_loss", "val_accuracy")
+
+
+def n_epochs(model):
+    return len(model.net.history.loss)
+
+
+def with_history(model, **members):
+    """The saved members with some ``history/<key>.npy`` replaced."""
+    return {**members_of(model), **{f"history/{key}.npy": data for key, data in members.items()}}
+
+
+def version_1(model, **metadata_changes):
+    """The saved model as cymlp 0.1.0 wrote it (format version 1): the
+    per-epoch lists in the JSON history (non-finite values as null), no
+    history members and no validation rows; then ``metadata_changes``."""
+    members, metadata = members_of(model), metadata_of(model)
+    history = {key: [float(v) if np.isfinite(v) else None for v in
+                     np.lib.format.read_array(io.BytesIO(members[f"history/{key}.npy"]))]
+               for key in HISTORY_KEYS}
+    history.update(metadata["history"])
+    del metadata["validation_rows"]
+    metadata.update(version=1, history=history)
+    metadata.update(metadata_changes)
+    members = {name: data for name, data in members.items()
+               if not name.startswith("history/") and name != "validation_rows.npy"}
+    members["metadata.npy"] = npy(np.array(json.dumps(metadata, allow_nan=True)))
+    return members
+
+
 def _nested(depth):
     return "[" * depth + "]" * depth
 
@@ -398,8 +427,46 @@ HOSTILE = {
                       "state": {"state": 10 ** 60, "inc": -(10 ** 60)}}),
     "rng state of another generator": lambda m: with_metadata(
         m, rng_state=np.random.MT19937(0).state | {"state": {"key": [0], "pos": 0}}),
-    "history with huge int": lambda m: with_metadata(m, history={"loss": [10 ** 400]}),
-    "history as a list": lambda m: with_metadata(m, history=[1, 2, 3]),
+    "history flags as a list": lambda m: with_metadata(m, history=[1, 2, 3]),
+    "history with negative best epoch": lambda m: with_metadata(
+        m, history={"stopped_early": False, "best_epoch": -5}),
+    "validation rows as a list": lambda m: with_metadata(m, validation_rows=[12, 0.25]),
+    "validation fraction NaN": lambda m: with_metadata(
+        m, validation_rows={"n_rows": 12, "fraction": float("nan")}),
+    "validation n_rows below the rows": lambda m: with_metadata(
+        m, validation_rows={"n_rows": 2, "fraction": 0.25}),
+    # the history and validation members: refused from their headers
+    "history member shape 1e12": lambda m: with_history(m, loss=npy_header(shape=(10 ** 12,))),
+    "history member shape 2^31 x 2^31": lambda m: with_history(
+        m, accuracy=npy_header(shape=(2 ** 31, 2 ** 31))),
+    "history member negative shape": lambda m: with_history(m, val_loss=npy_header(shape=(-1,))),
+    "history member declaring more than it holds": lambda m: with_history(
+        m, loss=npy_header(b"\x00" * 16, shape=(1000,))),
+    "object history member": lambda m: with_history(
+        m, loss=npy(np.array([None] * n_epochs(m), dtype=object), allow_pickle=True)),
+    "big-endian history member": lambda m: with_history(
+        m, loss=npy(np.zeros(n_epochs(m), ">f8"))),
+    "complex history member": lambda m: with_history(
+        m, learning_rate=npy(np.zeros(n_epochs(m), complex))),
+    "2-d history member": lambda m: with_history(m, loss=npy(np.zeros((n_epochs(m), 1)))),
+    "history members of different lengths": lambda m: with_history(
+        m, accuracy=npy(np.zeros(n_epochs(m) + 5))),
+    "history member missing": lambda m: {k: v for k, v in members_of(m).items()
+                                         if k != "history/learning_rate.npy"},
+    "validation rows shape 1e12": lambda m: with_member(
+        m, "validation_rows.npy", npy_header(descr="<i8", shape=(10 ** 12,))),
+    "validation rows of uint64": lambda m: with_member(
+        m, "validation_rows.npy", npy(np.array([1, 2], np.uint64))),
+    "validation rows out of range": lambda m: with_member(
+        m, "validation_rows.npy", npy(np.array([-1, 2]))),
+    "validation rows member missing": lambda m: {k: v for k, v in members_of(m).items()
+                                                 if k != "validation_rows.npy"},
+    # version 1 (cymlp 0.1.0): the history inside the JSON
+    "version 1: history with huge int": lambda m: version_1(m, history={"loss": [10 ** 400]}),
+    "version 1: history as a list": lambda m: version_1(m, history=[1, 2, 3]),
+    "version 1: history of strings": lambda m: version_1(m, history={"loss": ["a"]}),
+    "version 1: history with history members": lambda m: {
+        **version_1(m), "history/loss.npy": members_of(m)["history/loss.npy"]},
     "extra as a list": lambda m: with_metadata(m, extra=[1, 2]),
     "metadata a JSON list": lambda m: with_member(m, "metadata.npy", npy(np.array("[1, 2]"))),
     "metadata JSON null": lambda m: with_member(m, "metadata.npy", npy(np.array("null"))),
@@ -425,18 +492,34 @@ HOSTILE = {
 # Odd values that do not affect the network: refusing them or loading the
 # saved network unchanged are both acceptable.
 ODD_BUT_HARMLESS = {
-    "history with negative best epoch": lambda m: with_metadata(
+    "history with NaN losses": lambda m: with_history(
+        m, loss=npy(np.full(n_epochs(m), np.nan))),
+    "history with infinite accuracies": lambda m: with_history(
+        m, accuracy=npy(np.full(n_epochs(m), -np.inf))),
+    "history with per-epoch lists in the JSON too": lambda m: with_metadata(
+        m, history={**metadata_of(m)["history"], "loss": [10 ** 400]}),
+    "history with best epoch 1e400": lambda m: with_metadata(
+        m, history={"stopped_early": True, "best_epoch": 10 ** 400}),
+    "validation rows for 1e30 rows": lambda m: with_metadata(
+        m, validation_rows={"n_rows": 10 ** 30, "fraction": 0.25}),
+    "version 1: history with negative best epoch": lambda m: version_1(
         m, history={"loss": [1.0], "best_epoch": -5}),
-    "history with NaN losses": lambda m: with_metadata(m, history={"loss": [float("nan")]}),
+    "version 1: history with NaN losses": lambda m: version_1(
+        m, history={"loss": [float("nan")]}),
     "extra with 10000 keys": lambda m: with_metadata(m, extra={str(i): i for i in range(10_000)}),
     "unknown metadata keys": lambda m: with_metadata(m, comment="x" * 1000, more=[1, 2]),
-    "version 1.0 as a float": lambda m: with_metadata(m, version=1.0),
+    "version 2.0 as a float": lambda m: with_metadata(m, version=2.0),
+    "version 1.0 as a float": lambda m: version_1(m, version=1.0),
+    "version true": lambda m: version_1(m, version=True),
 }
 
 # Hostile but valid: must load, and give the saved network back.
 VALID_VARIANTS = {
     "optimizer state in Fortran order": lambda m: with_member(
-        m, "optimizer_state.npy", npy(np.asfortranarray(m.net._state))),
+        m, "optimizer_state.npy", npy(np.asfortranarray(m.net.state_dict()["optimizer_state"]))),
+    "history members in Fortran order": lambda m: with_history(
+        m, loss=npy(np.asfortranarray(m.net.history.loss))),
+    "version 1 file (as cymlp 0.1.0 wrote it)": version_1,
     "npy format 2.0 members": lambda m: {
         name: b"\x93NUMPY\x02\x00" + struct.pack("<I", struct.unpack("<H", d[8:10])[0]) + d[10:]
         for name, d in members_of(m).items()},
@@ -468,8 +551,14 @@ def test_valid_variants_load(model, case):
     write_zip(path, VALID_VARIANTS[case](model))
     outcome, violation = judge(path, model)
     assert (outcome, violation) == ("loaded", None), f"{case}: {violation}"
-    np.testing.assert_array_equal(cymlp.load(path, backend=model.backend)._state,
-                                  model.net._state)
+    loaded, saved = cymlp.load(path, backend=model.backend).state_dict(), model.net.state_dict()
+    np.testing.assert_array_equal(loaded["optimizer_state"], saved["optimizer_state"])
+    assert (loaded["step"], loaded["optimizer"], loaded["rng_state"]) == (
+        saved["step"], saved["optimizer"], saved["rng_state"])
+    assert loaded["history"] == saved["history"]
+    if not case.startswith("version 1"):        # version 1 had no validation rows
+        np.testing.assert_array_equal(loaded["validation_rows"]["rows"],
+                                      saved["validation_rows"]["rows"])
 
 
 @pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
@@ -553,6 +642,22 @@ def test_metadata_size_limit_is_enforced(model):
     assert peak < 16 * 2 ** 20, f"{peak / 2 ** 20:.0f} MiB read before refusing"
 
 
+def test_compressed_history_bomb_is_refused_without_inflating_it(model):
+    """History members of 64 MiB of zeros each, deflated to a file of about
+    300 KB: read in full they would become some 2 GiB of Python floats.
+    A compressed history member may hold _io.MAX_INFLATED_BYTES (8 MiB, a
+    million epochs) beyond its size in the archive; this is refused from the
+    headers. (cymlp writes members uncompressed, and those have no limit.)"""
+    zeros = npy(np.zeros(2 ** 23))
+    path = model.directory / "history-bomb.npz"
+    write_zip(path, with_history(model, **{key: zeros for key in HISTORY_KEYS}),
+              zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 1_000_000
+    peak, outcome = _peak_bytes_while_loading(path, model.backend)
+    assert "history-bomb.npz" in outcome and "more data" in outcome, outcome[:200]
+    assert peak < 16 * 2 ** 20, f"{peak / 2 ** 20:.0f} MiB read before refusing"
+
+
 # ---------------------------------------------------------------- saving cleanly
 
 def _can_write_despite_permissions(directory):
@@ -587,10 +692,10 @@ def test_save_into_read_only_directory_fails_cleanly(model, tmp_path):
 
 
 @pytest.mark.parametrize("failing, error", [
-    ("mkstemp", PermissionError(13, "Permission denied (simulated)")),
+    ("open", PermissionError(13, "Permission denied (simulated)")),
     ("replace", PermissionError(13, "Permission denied (simulated)")),
     ("fsync", OSError(28, "No space left on device (simulated)")),
-], ids=["mkstemp-denied", "replace-denied", "fsync-disk-full"])
+], ids=["create-denied", "replace-denied", "fsync-disk-full"])
 def test_save_failure_keeps_the_old_file(model, tmp_path, monkeypatch, failing, error):
     """Saving fails at each step of the atomic write (simulated: chmod does
     not stop root): the OSError propagates, the old file is intact and
@@ -603,10 +708,9 @@ def test_save_failure_keeps_the_old_file(model, tmp_path, monkeypatch, failing, 
     def deny(*args, **kwargs):
         raise type(error)(error.errno, error.strerror, str(directory))
 
-    module = {"mkstemp": tempfile, "replace": os, "fsync": os}[failing]
-    monkeypatch.setattr(module, failing, deny)
     other = MLP([3, 4, 2], activation="relu", output_activation="softmax",
                 loss="cross_entropy", seed=99, backend=model.backend)
+    monkeypatch.setattr(os, failing, deny)   # os.open creates the temporary file
     with pytest.raises(type(error), match="simulated") as raised:
         other.save(target)
     assert str(directory) in str(raised.value)
