@@ -234,18 +234,16 @@ def _nan_params(net):
 
 
 def _inconsistent_history(net):
-    history = History(loss=[1.0, 2.0, 3.0], accuracy=[0.5, 0.5], learning_rate=[0.1] * 3)
-    net.load_state_dict({**net.state_dict(), "history": history})
+    # history is a public attribute: a user can set one that load_state_dict refuses.
+    net.history = History(loss=[1.0, 2.0, 3.0], accuracy=[0.5, 0.5], learning_rate=[0.1] * 3)
 
 
 def _history_of_text(net):
-    history = History(loss=["low"], accuracy=[0.5], learning_rate=[0.1])
-    net.load_state_dict({**net.state_dict(), "history": history})
+    net.history = History(loss=["low"], accuracy=[0.5], learning_rate=[0.1])
 
 
 def _zero_best_epoch(net):
-    history = History(loss=[1.0], accuracy=[0.5], learning_rate=[0.1], best_epoch=0)
-    net.load_state_dict({**net.state_dict(), "history": history})
+    net.history = History(loss=[1.0], accuracy=[0.5], learning_rate=[0.1], best_epoch=0)
 
 
 @pytest.mark.parametrize("spoil, options, fragment", [
@@ -541,3 +539,22 @@ def test_huge_declared_shape_is_refused_before_allocation(backend, tmp_path, mem
     _rewrite(good, bad, change)
     with pytest.raises(ValueError, match="shape|more data"):
         cymlp.load(bad, backend=backend)
+
+
+@pytest.mark.parametrize("history, error, fragment", [
+    (History(loss=[1.0, 2.0], accuracy=[0.5], learning_rate=[0.1] * 2), ValueError,
+     r"^state\['history'\]: loss, accuracy and learning_rate must have one length"),
+    (History(loss=["low"], accuracy=[0.5], learning_rate=[0.1]), TypeError,
+     r"^state\['history'\]\.loss must be a list of real numbers"),
+    (History(loss=[1.0], accuracy=[0.5], learning_rate=[0.1], best_epoch=2), ValueError,
+     r"^state\['history'\]\.best_epoch must be None or an epoch from 1 to 1"),
+    (History(loss=[1.0], accuracy=[0.5], learning_rate=[0.1], val_loss=[1.0]), ValueError,
+     r"^state\['history'\]: val_loss and val_accuracy"),
+], ids=["lengths", "text", "best-epoch-past-the-end", "val-lengths"])
+def test_load_state_dict_refuses_an_inconsistent_history(backend, history, error, fragment):
+    net, _, _ = trained(backend)
+    before = net.state_dict()
+    with pytest.raises(error, match=fragment):
+        net.load_state_dict({**before, "history": history})
+    np.testing.assert_array_equal(net.params, before["params"])
+    assert net.history == before["history"]

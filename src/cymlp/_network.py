@@ -478,7 +478,7 @@ class MLP:
             "validation_rows": None if validation is None else {
                 "n_rows": validation["n_rows"], "fraction": validation["fraction"],
                 "rows": validation["rows"].copy()},
-            "history": copy.deepcopy(self.history),
+            "history": self.history.copy(),
         }
 
     def load_state_dict(self, state: dict) -> "MLP":
@@ -514,18 +514,19 @@ class MLP:
         if (optimizer_state[1] < 0).any():
             raise ValueError("state['optimizer_state'][1] (Adam's second moment) must be >= 0")
         name = state["optimizer"]
-        if name is not None and name not in OPTIMIZERS:
+        if name is not None and (not isinstance(name, str) or name not in OPTIMIZERS):
             raise ValueError(f"state['optimizer'] must be None or one of "
                              f"{', '.join(map(repr, OPTIMIZERS))}; got {name!r}")
         rng = np.random.default_rng()
         try:
             rng.bit_generator.state = state["rng_state"]
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
             raise ValueError(f"state['rng_state'] is not a generator state ({error})") from None
         validation = _state_validation_rows(state.get("validation_rows"))
         history = state.get("history", History())
         if not isinstance(history, History):
             raise TypeError(f"state['history'] must be a History; got {type(history).__name__}")
+        history.check("state['history']")
         with self._exclusive("load the state of"):
             self._params[...] = params
             self._optimizer_state[...] = optimizer_state
@@ -533,7 +534,7 @@ class MLP:
             self._optimizer_kind = None if name is None else OPTIMIZERS[name]
             self._rng = rng
             self._validation_rows = validation
-            self.history = copy.deepcopy(history)
+            self.history = history.copy()
         return self
 
     def _validation_split(self, X, Y, validation_data, validation_split):

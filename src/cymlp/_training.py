@@ -93,10 +93,49 @@ class History:
                      f"Val accuracy: {100 * self.val_accuracy[epoch]:.2f}%")
         return text
 
+    def copy(self) -> "History":
+        """An independent copy (the lists copied, not shared)."""
+        return History(list(self.loss), list(self.accuracy), list(self.val_loss),
+                       list(self.val_accuracy), list(self.learning_rate), self.stopped_early,
+                       self.best_epoch)
+
+    def check(self, name="history"):
+        """Raise ``ValueError``/``TypeError`` naming ``name`` if the fields are inconsistent.
+
+        Lists of real numbers; ``loss``, ``accuracy`` and ``learning_rate`` of
+        one length, ``val_loss`` and ``val_accuracy`` empty or of that length;
+        ``best_epoch`` None or an epoch of the history.
+        """
+        fields = ("loss", "accuracy", "learning_rate", "val_loss", "val_accuracy")
+        for key in fields:
+            values = getattr(self, key)
+            if not isinstance(values, list) or not all(
+                    isinstance(v, (int, float, np.floating, np.integer))
+                    and not isinstance(v, (bool, np.bool_)) for v in values):
+                raise TypeError(f"{name}.{key} must be a list of real numbers")
+        epochs = len(self.loss)
+        if len(self.accuracy) != epochs or len(self.learning_rate) != epochs:
+            raise ValueError(f"{name}: loss, accuracy and learning_rate must have one length; "
+                             f"got {epochs}, {len(self.accuracy)}, {len(self.learning_rate)}")
+        if {len(self.val_loss), len(self.val_accuracy)} - {0, epochs} or \
+                len(self.val_loss) != len(self.val_accuracy):
+            raise ValueError(f"{name}: val_loss and val_accuracy must be empty or have "
+                             f"{epochs} entries")
+        if not isinstance(self.stopped_early, (bool, np.bool_)):
+            raise TypeError(f"{name}.stopped_early must be True or False")
+        best = self.best_epoch
+        if best is not None and (isinstance(best, (bool, np.bool_))
+                                 or not isinstance(best, (int, np.integer))
+                                 or not 1 <= best <= epochs):
+            raise ValueError(f"{name}.best_epoch must be None or an epoch from 1 to {epochs}; "
+                             f"got {best!r}")
+
     def _drop_from(self, epoch_index):
         for values in (self.loss, self.accuracy, self.learning_rate, self.val_loss,
                        self.val_accuracy):
             del values[epoch_index:]
+        if self.best_epoch is not None and self.best_epoch > epoch_index:
+            self.best_epoch = None
 
 
 @dataclass

@@ -298,7 +298,9 @@ def run_train(args):
         "feature_names": table.feature_names,
         "target": args.target,
     }}
-    with reported(*BAD_FILE, prefix="--out: "):
+    # A model save refuses (e.g. metadata too large for thousands of class
+    # names) is a user error too; the message says why.
+    with reported(*BAD_FILE, ValueError, prefix="--out: "):
         save_network(net, args.out, extra=extra,
                      arrays={"feature_mean": mean, "feature_scale": scale})
     summary = f"Saved {args.out}: {net!r}; final {history.summary()}"
