@@ -332,10 +332,6 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
                 raise error
             history.val_loss.append(val_sum / X_val.shape[0])
             history.val_accuracy.append(val_correct / X_val.shape[0])
-        if settings.verbose:
-            print(history.summary(), flush=True)
-        if settings.callback is not None:
-            settings.callback(epoch + 1, history)
         if best is not None:
             if history.val_loss[-1] < best_loss - settings.min_delta:
                 best_loss, epochs_without_improvement = history.val_loss[-1], 0
@@ -343,9 +339,13 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
                 best.save()
             else:
                 epochs_without_improvement += 1
-                if epochs_without_improvement >= settings.patience:
-                    history.stopped_early = True
-                    break
+                history.stopped_early = epochs_without_improvement >= settings.patience
+        if settings.verbose:
+            print(history.summary(), flush=True)
+        if settings.callback is not None:     # sees this epoch's best_epoch and stopped_early
+            settings.callback(epoch + 1, history)
+        if history.stopped_early:
+            break
 
 
 def _finite(net, loss_sum):
