@@ -32,6 +32,15 @@ _quiet = np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ig
 
 # ---------------------------------------------------------------- activations
 
+def tanh(z):
+    """tanh; float32 computed in double and rounded, as the kernels' tanhf gives it.
+
+    (NumPy's float32 tanh reaches +-1 from |z| = 8 on, tanhf only from 9.01,
+    and where one backend saturates, the derivative 1 - a**2 is exactly 0.)
+    """
+    return np.tanh(z) if z.dtype == np.float64 else np.tanh(z, dtype=np.float64).astype(z.dtype)
+
+
 def leaky_relu(z):
     return np.where(z > 0, z, z * z.dtype.type(LEAKY_SLOPE))
 
@@ -44,7 +53,7 @@ def softmax(z):
 ACTIVATE = {
     Activation.IDENTITY: lambda z: z,
     Activation.SIGMOID: expit,         # 1 / (1 + exp(-z)), without overflow
-    Activation.TANH: np.tanh,
+    Activation.TANH: tanh,
     Activation.RELU: lambda z: np.maximum(z, 0),
     Activation.LEAKY_RELU: leaky_relu,
     Activation.SOFTMAX: softmax,
