@@ -74,6 +74,14 @@ class LayerViews(SequenceABC):
         return f"{self._name}: {list(self._arrays)!r}"
 
 
+def _refuse_replacing(name, symbol):
+    """The setter of ``MLP.weights``/``MLP.biases``: they are views, to write into."""
+    def refuse(net, value):
+        raise AttributeError(f"net.{name} cannot be replaced: write into its arrays, "
+                             f"net.{name}[l][...] = {symbol} (or set net.params[...] = flat)")
+    return refuse
+
+
 class MLP:
     """A feed-forward neural network (multi-layer perceptron).
 
@@ -189,25 +197,12 @@ class MLP:
         self._weights = LayerViews(weights, "weights")
         self._biases = LayerViews(biases, "biases")
 
-    @property
-    def weights(self) -> LayerViews:
-        """Read-only sequence: ``weights[l]`` of shape ``(n_in, n_out)``, a view into ``params``."""
-        return self._weights
-
-    @weights.setter
-    def weights(self, value):
-        raise AttributeError("net.weights cannot be replaced: write into its arrays, "
-                             "net.weights[l][...] = W (or set net.params[...] = flat)")
-
-    @property
-    def biases(self) -> LayerViews:
-        """Read-only sequence: ``biases[l]`` of shape ``(n_out,)``; empty when ``bias=False``."""
-        return self._biases
-
-    @biases.setter
-    def biases(self, value):
-        raise AttributeError("net.biases cannot be replaced: write into its arrays, "
-                             "net.biases[l][...] = b (or set net.params[...] = flat)")
+    weights = property(lambda self: self._weights, _refuse_replacing("weights", "W"),
+                       doc="Read-only sequence: ``weights[l]`` of shape ``(n_in, n_out)``, "
+                           "a view into ``params``.")
+    biases = property(lambda self: self._biases, _refuse_replacing("biases", "b"),
+                      doc="Read-only sequence: ``biases[l]`` of shape ``(n_out,)``, a view "
+                          "into ``params``; empty when ``bias=False``.")
 
     @property
     def params(self) -> np.ndarray:
