@@ -1,6 +1,7 @@
 """Compare cymlp with NumPy, PyTorch and scikit-learn on the speed workloads.
 
     python benchmarks/compare.py [--dtype float64|float32|both] [--seconds 0.5]
+                                 [--only "cymlp cython"] [--json rates.json]
 
 Prints one table per dtype: samples per second for every implementation
 installed (PyTorch and scikit-learn are optional), and each one's ratio to
@@ -10,6 +11,7 @@ the matrix products of the same work with NumPy's matmul: the ceiling.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -41,19 +43,27 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
     parser.add_argument("--seconds", type=float, default=0.5,
                         help="time spent per measurement (default 0.5)")
+    parser.add_argument("--only", action="append", default=None, metavar="IMPLEMENTATION",
+                        help="measure only this implementation (repeatable), e.g. "
+                             "'cymlp cython'")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write {dtype: {workload: {implementation: samples/s}}}")
     args = parser.parse_args(argv)
+    print(blas_summary())
     try:
         import torch
         torch.set_num_threads(1)
     except ImportError:
         pass
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    measured = {}
     for dtype_name in dtypes:
         dtype = np.dtype(dtype_name).type
         print(f"\n{dtype_name}, one thread ({os.cpu_count()} cores on this machine)")
         print(f"{'workload':<42}{'implementation':<18}{'samples/s':>14}{'vs cymlp':>10}")
-        for workload, entries in workloads.runners(dtype).items():
+        for workload, entries in workloads.runners(dtype, args.only).items():
             rates = {name: n / best_time(run, args.seconds) for name, (run, n) in entries.items()}
+            measured.setdefault(dtype_name, {})[workload] = rates
             reference = rates.get("cymlp cython")
             for name, rate in rates.items():
                 ratio = f"{reference / rate:9.1f}x" if reference else ""
@@ -64,6 +74,26 @@ def main(argv=None):
                 print(f"{'':<42}GFLOP/s: cymlp {reference * flops / 1e9:.1f}, "
                       f"gemm only {rates['numpy gemm only'] * flops / 1e9:.1f} "
                       f"({100 * reference / rates['numpy gemm only']:.0f}% of the ceiling)")
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(measured, file, indent=1)
+
+
+def blas_summary():
+    """The BLAS libraries and the kernels they run (threadpoolctl), for the record."""
+    try:
+        from threadpoolctl import threadpool_info
+        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS too)
+    except ImportError:
+        return "BLAS: threadpoolctl is not installed"
+    lines = [f"BLAS: {info.get('internal_api')} {info.get('version')} "
+             f"({info.get('architecture', '?')} kernels, {info.get('threading_layer', '?')}) "
+             f"{os.path.basename(info.get('filepath', ''))}"
+             for info in threadpool_info() if info.get("user_api") == "blas"]
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    if coretype:
+        lines.append(f"OPENBLAS_CORETYPE={coretype} is set: OpenBLAS is held to those kernels")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -189,10 +189,11 @@ def runner(workload, implementation, dtype):
     return None if run is None else (run, n_samples)
 
 
-def runners(dtype):
-    """{workload: {implementation: (callable, n_samples)}} for every installed one."""
+def runners(dtype, only=None):
+    """{workload: {implementation: (callable, n_samples)}} for every installed one (or ``only``)."""
     table = {}
     for workload in list(TRAINING) + list(INFERENCE):
-        entries = {name: runner(workload, name, dtype) for name in IMPLEMENTATIONS}
+        entries = {name: runner(workload, name, dtype) for name in IMPLEMENTATIONS
+                   if only is None or name in only}
         table[workload] = {name: entry for name, entry in entries.items() if entry}
     return table
