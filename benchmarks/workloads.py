@@ -19,6 +19,15 @@ TRAINING = {
     "batch-64 784-256-128-10 sigmoid/mse": ((784, 256, 128, 10), 64, 3200, "sigmoid"),
     "batch-64 784-256-128-10 relu/softmax/ce": ((784, 256, 128, 10), 64, 3200, "softmax"),
 }
+# Optimizers other than plain SGD (cymlp only, for now: the peers run plain SGD).
+OPTIMIZER_OPTIONS = {
+    "per-sample momentum 64-64-10": dict(momentum=0.9),
+    "per-sample adam 64-64-10": dict(optimizer="adam", learning_rate=1e-3),
+}
+TRAINING.update({
+    "per-sample momentum 64-64-10": ((64, 64, 10), 1, 2000, "sigmoid"),
+    "per-sample adam 64-64-10": ((64, 64, 10), 1, 2000, "sigmoid"),
+})
 INFERENCE = {"inference 10000 rows 784-256-128-10": ((784, 256, 128, 10), 10000)}
 
 NETWORKS = {
@@ -42,8 +51,8 @@ def cymlp_runner(backend, workload, dtype):
     sizes, batch_size, n_samples, kind = TRAINING[workload]
     X, Y = data(sizes, n_samples, dtype)
     net = cymlp.MLP(sizes, seed=0, dtype=dtype, backend=backend, **NETWORKS[kind])
-    return lambda: net.fit(X, Y, epochs=1, learning_rate=LEARNING_RATE,
-                           batch_size=batch_size)
+    options = {"learning_rate": LEARNING_RATE, **OPTIMIZER_OPTIONS.get(workload, {})}
+    return lambda: net.fit(X, Y, epochs=1, batch_size=batch_size, **options)
 
 
 def _torch_model(torch, sizes, kind, dtype):
@@ -60,6 +69,8 @@ def _torch_model(torch, sizes, kind, dtype):
 
 
 def torch_runner(workload, dtype):
+    if workload in OPTIMIZER_OPTIONS:
+        return None
     try:
         import torch
     except ImportError:
@@ -81,6 +92,8 @@ def torch_runner(workload, dtype):
 
 
 def sklearn_runner(workload, dtype):
+    if workload in OPTIMIZER_OPTIONS:
+        return None
     try:
         from sklearn.neural_network import MLPClassifier
     except ImportError:
