@@ -1,7 +1,6 @@
 """Ctrl-C during fit, and several threads on one network."""
 
 import json
-import signal
 import subprocess
 import sys
 import textwrap
@@ -27,30 +26,35 @@ CHILD = textwrap.dedent("""
     # Every kernel call of the fit is recorded: the step count when it began,
     # its rows, and whether SIGINT had been sent by then. The signal goes out
     # during the first call of the second epoch, with most of it still to run.
-    calls, sent, running = [], threading.Event(), threading.Event()
-    train_epoch = net._kernels.train_epoch
-    def recorded(*args):
-        calls.append([int(net._step[0]), len(args[5]), sent.is_set()])
-        if calls[-1][0] == X.shape[0]:
-            running.set()
-        return train_epoch(*args)
-    net._kernels.train_epoch = recorded
+    # The trainer taking the steps is kept, to read its step count from the
+    # signalling thread while it runs.
+    calls, trainers = [], []
+    sent, running = threading.Event(), threading.Event()
+    Trainer = net._kernels.Trainer
+    class RecordedTrainer(Trainer):
+        def run(self, order, start, stop):
+            trainers.append(self)
+            calls.append([int(self.step), stop - start, sent.is_set()])
+            if calls[-1][0] == X.shape[0]:
+                running.set()
+            return super().run(order, start, stop)
+    net._kernels.Trainer = RecordedTrainer
 
     at_signal = []
     def interrupt():
         running.wait()
         os.kill(os.getpid(), signal.SIGINT)    # a real SIGINT, as Ctrl-C sends
-        at_signal.append(int(net._step[0]))
+        at_signal.append(int(trainers[-1].step))
         sent.set()
     threading.Thread(target=interrupt, daemon=True).start()
     try:
         net.fit(X, Y, epochs=100000, batch_size=1, learning_rate=0.01)
     except KeyboardInterrupt:
-        net._kernels.train_epoch = train_epoch
+        net._kernels.Trainer = Trainer
         assert sent.wait(60)
         net.save(path)
         print(json.dumps(dict(calls=calls, at_signal=at_signal[0], epochs=net.history.epochs,
-                              steps=int(net._step[0]), rows=X.shape[0])), flush=True)
+                              steps=net.state_dict()["step"], rows=X.shape[0])), flush=True)
         before = net.params.copy()
         net.fit(X[:100], Y[:100], epochs=1, learning_rate=0.01)
         print("CONTINUED", bool(np.isfinite(net.params).all()),
@@ -99,7 +103,7 @@ def test_ctrl_c_stops_fit_within_the_chunk_running_and_leaves_a_consistent_netwo
     assert rows * epochs <= steps <= rows * (epochs + 1) and steps > 0
     assert lines[1].split() == ["CONTINUED", "True", "True"]
     loaded = cymlp.load(model, backend=backend)
-    assert loaded._step[0] == steps and loaded.history.epochs == epochs
+    assert loaded.state_dict()["step"] == steps and loaded.history.epochs == epochs
     assert np.isfinite(loaded.params).all()
 
 

@@ -6,25 +6,28 @@ lazily imported modules have settled; ``gc.collect()`` runs before each
 reading. The growth per cycle is the median of the pairwise slopes of those
 readings (Theil-Sen): a leak grows memory at a steady rate and moves it, while
 one-off steps (an allocator arena or a page added once) do not. The bound is a
-quarter of the smallest workspace the cycle allocates, so a leak of one
-workspace (a buffer, a memoryview's buffer reference, a file handle's read
-buffer) per cycle fails; so does one Python object per cycle, through the count
-of allocated Python memory blocks. Reference counts of the inputs and the
-collection of networks and of the buffers a fit hands to the kernels are
+quarter of the smallest buffer a cycle's fit allocates (the smallest array its
+backend's Trainer allocates for itself, found by walking what the Trainer holds:
+the gradient, ``n_params x itemsize``, in both backends, or the compiled
+Trainer's workspace when that is smaller), so a leak of one such buffer (or of
+a memoryview's buffer reference, a file handle's read buffer) per cycle fails;
+so does one Python object per cycle, through the count of allocated Python
+memory blocks. Reference counts of the inputs and the collection of networks,
+of the Trainers their fits built and of every buffer those allocated are
 checked exactly.
 """
 
 import gc
-import inspect
 import os
 import sys
+import types
 import weakref
 
 import numpy as np
 import pytest
 
 import cymlp
-from cymlp import MLP, _layout
+from cymlp import MLP
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux")
                                 or not os.path.exists("/proc/self/statm"),
@@ -71,23 +74,83 @@ def growth_over_cycles(cycle, cycles=CYCLES, warm_up=WARM_UP, every=SAMPLE_EVERY
             resident[-1] - resident[0])
 
 
-def workspace_bytes(net, rows):
-    """Bytes of the training workspace ``fit`` allocates for ``net`` and ``rows``-row batches."""
-    return _layout.workspace_size(net._layout, rows) * np.dtype(net.dtype).itemsize
+def _root(array):
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
-def check_growth(rates, smallest_workspace, what):
+def owned_arrays(obj, inputs=(), depth=4):
+    """The arrays ``obj`` holds that it allocated itself: every ndarray reachable
+    from it through ``gc.get_referents`` (its attributes, and the containers and
+    objects they hold, ``depth`` levels down) whose memory is not that of one of
+    ``inputs``, one entry per underlying buffer."""
+    passed = {id(_root(array)) for array in inputs if isinstance(array, np.ndarray)}
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    found, seen, frontier = {}, {id(obj)}, [obj]
+    for _ in range(depth):
+        reached = []
+        for holder in frontier:
+            for item in gc.get_referents(holder):
+                if id(item) in seen or isinstance(item, skip):
+                    continue
+                seen.add(id(item))
+                if isinstance(item, np.ndarray):
+                    if id(_root(item)) not in passed:
+                        found[id(_root(item))] = _root(item)
+                else:
+                    reached.append(item)
+        frontier = reached
+    return list(found.values())
+
+
+def recording_trainer(kernels, record):
+    """A subclass of ``kernels.Trainer`` that calls ``record(trainer, args)``
+    once it is built and ``record(trainer, None)`` after every ``run``."""
+
+    class RecordingTrainer(kernels.Trainer):
+        def __init__(self, *args):
+            super().__init__(*args)
+            record(self, args)
+
+        def run(self, order, start, stop):
+            try:
+                return super().run(order, start, stop)
+            finally:
+                record(self, None)
+
+    return RecordingTrainer
+
+
+def smallest_fit_buffer(monkeypatch, net, *args, **kwargs):
+    """Bytes of the smallest array the Trainer of ``net.fit(*args, **kwargs)``
+    allocates for itself (the arrays it was handed are not counted)."""
+    sizes = []
+
+    def record(trainer, args):
+        if args is not None:
+            sizes.extend(array.nbytes for array in owned_arrays(trainer, args) if array.nbytes)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(net._kernels, "Trainer", recording_trainer(net._kernels, record))
+        net.fit(*args, **kwargs)
+    gradient = net.n_params * np.dtype(net.dtype).itemsize
+    assert gradient in sizes, (sizes, gradient)     # the walk found the Trainer's buffers
+    return min(sizes)
+
+
+def check_growth(rates, smallest_buffer, what):
     per_cycle, blocks_per_cycle, growth = rates
-    assert per_cycle < smallest_workspace / 4, (
+    assert per_cycle < smallest_buffer / 4, (
         f"resident memory grows by {per_cycle:.0f} bytes per cycle over {what}; "
-        f"one workspace is {smallest_workspace} bytes")
+        f"the smallest buffer a fit allocates is {smallest_buffer} bytes")
     assert blocks_per_cycle < MAX_BLOCKS_PER_CYCLE, (
         f"{blocks_per_cycle:.2f} more Python memory blocks per cycle over {what}")
     assert growth < MAX_GROWTH, (f"resident memory grew by {growth / 2 ** 20:.1f} MiB over "
                                  f"{what}")
 
 
-def test_fit_predict_save_load_cycles_do_not_leak(backend, tmp_path):
+def test_fit_predict_save_load_cycles_do_not_leak(backend, tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(8, 4))
     Y = np.eye(2)[rng.integers(0, 2, 8)]
@@ -110,12 +173,15 @@ def test_fit_predict_save_load_cycles_do_not_leak(backend, tmp_path):
 
     rates = growth_over_cycles(cycle)
     assert all(checks) and len(checks) == CYCLES // 100
-    # The smallest workspace of the cycle: the float32 network's, batches of 3.
-    smallest = workspace_bytes(MLP([4, 5, 2], dtype=np.float32, backend=backend), 3)
+    # The smallest buffer of the cycle: the float32 network's fit, batches of 3
+    # (6 training rows after the validation split).
+    smallest = smallest_fit_buffer(monkeypatch, MLP([4, 5, 2], dtype=np.float32,
+                                                    backend=backend),
+                                   X32[:6], Y[:6], epochs=1, batch_size=3, optimizer="sgd")
     check_growth(rates, smallest, f"{CYCLES - WARM_UP} cycles")
 
 
-def test_error_paths_do_not_leak(backend, tmp_path):
+def test_error_paths_do_not_leak(backend, tmp_path, monkeypatch):
     """Rejected inputs, refused files and diverging fits, in a loop."""
     rng = np.random.default_rng(1)
     X = rng.normal(size=(6, 3))
@@ -149,7 +215,11 @@ def test_error_paths_do_not_leak(backend, tmp_path):
 
     rates = growth_over_cycles(cycle, cycles=1000, warm_up=100)
     assert outcomes == {"rejected": 1000, "refused": 1000, "diverged": 1000}
-    check_growth(rates, workspace_bytes(net, 6), "900 failing cycles")
+    smallest = smallest_fit_buffer(monkeypatch, MLP([3, 4, 2], activation="relu",
+                                                    output_activation="identity", loss="mse",
+                                                    seed=0, backend=backend),
+                                   X, Y, epochs=1, learning_rate=0.01, batch_size=6)
+    check_growth(rates, smallest, "900 failing cycles")
 
 
 def test_calls_leave_the_reference_counts_of_their_inputs_unchanged(backend, dtype):
@@ -185,24 +255,32 @@ def test_calls_leave_the_reference_counts_of_their_inputs_unchanged(backend, dty
 
 def test_networks_and_the_buffers_of_their_fits_are_collected(backend, tmp_path, monkeypatch):
     """After ``del`` and ``gc.collect()`` nothing keeps a network, its parameters,
-    or the gradient and workspace its fits handed to the kernels."""
+    the Trainers its fits built, or any array those Trainers held that was not
+    the caller's data: the gradient, workspace and snapshots they allocated,
+    the row orders they were handed, the parameters and optimizer state."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(30, 5))
     Y = np.eye(2)[rng.integers(0, 2, 30)]
     path = tmp_path / "model.npz"
     net = MLP([5, 7, 2], activation="tanh", output_activation="softmax",
               loss="cross_entropy", seed=0, backend=backend)
-    kernels = net._kernels
-    train_epoch = kernels.train_epoch
-    signature = inspect.signature(train_epoch)
-    buffers = []
+    trainers, buffers = [], {}      # buffers: id -> (weak reference, bytes)
+    gradient = net.n_params * X.itemsize
+    with_gradient = []
 
-    def spy(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs).arguments
-        buffers.extend(weakref.ref(bound[name]) for name in ("grad", "workspace"))
-        return train_epoch(*args, **kwargs)
+    def record(trainer, args):
+        if args is not None:
+            trainers.append(weakref.ref(trainer))
+            # The walk reaches what the Trainer allocated: its gradient, at least.
+            with_gradient.append(any(array.nbytes == gradient
+                                     for array in owned_arrays(trainer, args)))
+        # After each run too: a run may allocate (row copies, snapshots).
+        for array in owned_arrays(trainer, (X, Y)):
+            known = buffers.get(id(array))
+            if known is None or known[0]() is None:     # new, or an id reused
+                buffers[id(array)] = (weakref.ref(array), array.nbytes)
 
-    monkeypatch.setattr(kernels, "train_epoch", spy)
+    monkeypatch.setattr(net._kernels, "Trainer", recording_trainer(net._kernels, record))
     net.fit(X, Y, epochs=3, batch_size=4, optimizer="adam", learning_rate=0.01,
             validation_split=0.2)
     net.fit(X, Y, epochs=2, batch_size=30, momentum=0.9, learning_rate=0.01)
@@ -212,12 +290,13 @@ def test_networks_and_the_buffers_of_their_fits_are_collected(backend, tmp_path,
     loaded = cymlp.load(path, backend=backend)
     np.testing.assert_array_equal(loaded.predict(X), outputs)
     loaded.fit(X, Y, epochs=1, batch_size=8, learning_rate=0.01)
-    assert len(buffers) >= 2 * 7          # one call or more per epoch and partial_fit
-    references = {"net": weakref.ref(net), "net.params": weakref.ref(net._params),
+    assert len(trainers) == 4 and all(with_gradient)    # one per fit and partial_fit
+    references = {"net": weakref.ref(net), "net.params": weakref.ref(net.params),
                   "net.weights[0]": weakref.ref(net.weights[0]),
-                  "loaded": weakref.ref(loaded), "loaded.params": weakref.ref(loaded._params)}
-    references.update((f"buffer {index} passed to train_epoch", reference)
-                      for index, reference in enumerate(buffers))
+                  "loaded": weakref.ref(loaded), "loaded.params": weakref.ref(loaded.params)}
+    references.update((f"trainer {index}", reference) for index, reference in enumerate(trainers))
+    references.update((f"array {index} held by a trainer ({size} bytes)", reference)
+                      for index, (reference, size) in enumerate(buffers.values()))
     del net, loaded
     gc.collect()
     alive = [name for name, reference in references.items() if reference() is not None]

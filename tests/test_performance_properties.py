@@ -5,9 +5,12 @@ These assert behaviour (bytes allocated, weights, thread counts), never time.
 """
 
 import contextlib
+import gc
+import math
 import os
 import threading
 import tracemalloc
+import types
 
 import numpy as np
 import pytest
@@ -23,25 +26,55 @@ def data(n_samples=600, n_features=64, n_outputs=10, seed=0, dtype=np.float64):
     return X, Y
 
 
+def owned_arrays(obj, inputs, depth=4):
+    """The arrays ``obj`` holds that it allocated itself: every ndarray reachable
+    from it through ``gc.get_referents`` (its attributes, and the containers and
+    objects they hold, ``depth`` levels down) whose memory is not that of one of
+    ``inputs``, one entry per underlying buffer."""
+    def root(array):
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        return array
+
+    passed = {id(root(array)) for array in inputs if isinstance(array, np.ndarray)}
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    found, seen, frontier = {}, {id(obj)}, [obj]
+    for _ in range(depth):
+        reached = []
+        for holder in frontier:
+            for item in gc.get_referents(holder):
+                if id(item) in seen or isinstance(item, skip):
+                    continue
+                seen.add(id(item))
+                if isinstance(item, np.ndarray):
+                    if id(root(item)) not in passed:
+                        found[id(root(item))] = root(item)
+                else:
+                    reached.append(item)
+        frontier = reached
+    return list(found.values())
+
+
 class AllocationMeter:
-    """Bytes allocated by the kernel calls and by everything between them.
+    """Bytes allocated inside the kernel calls and between them.
 
     tracemalloc sees the Python objects and the NumPy arrays (NumPy reports
     its data buffers to it), whichever backend computes. The meter cuts the
-    traced time into intervals at every ``Trainer.run`` and ``evaluate``
-    call: for each kind of interval ("run", "evaluate", "outside": the
-    training loop, the validation bookkeeping, the callback) it keeps the
-    largest excess of the peak over the traced memory at the interval's
-    start, and over all intervals the largest peak (``absolute``).
+    traced time at every ``Trainer.run`` and ``evaluate`` call: for each kind
+    of interval ("run", "evaluate", and "outside": the training loop, the
+    validation bookkeeping, the callback) it keeps the largest excess of the
+    peak over the traced memory at the interval's start (``excess``) and the
+    largest peak itself (``absolute``: over the traced time's start).
     """
 
     def __init__(self):
         self.excess = {"run": 0, "evaluate": 0, "outside": 0}
-        self.absolute = 0
+        self.absolute = dict(self.excess)
         self.tracing = False
         self.base = 0
 
     def start(self):
+        gc.collect()        # empties the free lists (a float freed into one stays traced)
         tracemalloc.start()
         self.tracing, self.base = True, 0
 
@@ -51,39 +84,58 @@ class AllocationMeter:
             return
         current, peak = tracemalloc.get_traced_memory()
         self.excess[ended] = max(self.excess[ended], peak - self.base)
-        self.absolute = max(self.absolute, peak)
+        self.absolute[ended] = max(self.absolute[ended], peak)
         tracemalloc.reset_peak()
         self.base = current
 
     def stop(self):
-        """Traced bytes still allocated at the end."""
+        """Traced bytes still allocated at the end (free lists emptied)."""
         self.boundary("outside")
+        self.tracing = False
+        gc.collect()
         current, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        self.tracing = False
         return current
 
 
-def second_epoch_allocations(net, monkeypatch, X, Y, **options):
-    """(``AllocationMeter``, bytes still allocated at its end) of the second epoch of a fit.
+# The epoch measured: the first whose chunks are no larger than any before.
+MEASURED_EPOCH = 4
 
-    The backend's ``Trainer`` (its ``run``) and ``evaluate`` are wrapped on the
-    kernel module the network uses. Chunks are made to shrink to one batch
-    within the first epoch (``CHUNK_SECONDS = 0``: every call counts as slow),
-    so that the second one runs in many chunks and none is larger than one
-    before it: the compiled Trainer grows the copy of the row order it keeps
-    for undoing when a chunk is larger than any before, which time-sized
-    chunks could make happen in any epoch.
+
+def settled_epoch_allocations(net, monkeypatch, X, Y, **options):
+    """What epoch ``MEASURED_EPOCH`` of a fit allocates: a dict with the
+    ``meter`` (an ``AllocationMeter``), ``current`` (bytes still allocated at
+    its end), ``smallest`` (bytes of the smallest buffer the fit allocated:
+    the row order handed to ``Trainer.run``, and every array the Trainer
+    allocated for itself at construction), ``order`` (the bytes of that row
+    order) and ``runs`` (its ``Trainer.run`` calls).
+
+    The backend's ``Trainer`` and ``evaluate`` are wrapped on the kernel
+    module the network uses. Chunks are sized by time, and the compiled
+    Trainer grows the two copies of the row order it keeps for undoing (one
+    per run slot) when a chunk is larger than any before; so that no epoch's
+    work depends on the machine's speed, ``CHUNK_SECONDS`` is set so high
+    that every call counts as fast: chunks double after each call, the
+    copies reach the epoch's length in epochs 2 and 3, and from epoch 4 on
+    every buffer of the fit has its final size.
     """
     kernels, meter = net._kernels, AllocationMeter()
+    measured = {"buffers": [], "runs": 0}
 
     class MeteredTrainer(kernels.Trainer):
+        def __init__(self, *args):
+            super().__init__(*args)
+            measured["buffers"] += [array.nbytes for array in owned_arrays(self, args)
+                                    if array.nbytes]
+
         def run(self, order, start, stop):
             meter.boundary("outside")
             try:
                 return super().run(order, start, stop)
             finally:
                 meter.boundary("run")
+                measured["order"] = order.nbytes
+                measured["runs"] += meter.tracing
 
     evaluate = kernels.evaluate
 
@@ -95,42 +147,54 @@ def second_epoch_allocations(net, monkeypatch, X, Y, **options):
             meter.boundary("evaluate")
 
     def callback(epoch, history):
-        if epoch == 1:
+        if epoch == MEASURED_EPOCH - 1:
             meter.start()
-        elif epoch == 2:
+        elif epoch == MEASURED_EPOCH:
             measured["current"] = meter.stop()
 
-    measured = {}
     with monkeypatch.context() as patch:
         patch.setattr(kernels, "Trainer", MeteredTrainer)
         patch.setattr(kernels, "evaluate", metered_evaluate)
-        patch.setattr(_training, "CHUNK_SECONDS", 0.0)
-        net.fit(X, Y, epochs=2, callback=callback, **options)
-    return meter, measured["current"]
+        patch.setattr(_training, "CHUNK_SECONDS", math.inf)
+        net.fit(X, Y, epochs=MEASURED_EPOCH, callback=callback, **options)
+    assert measured["buffers"], "the Trainer allocated no buffer of its own"
+    return dict(meter=meter, current=measured["current"], runs=measured["runs"],
+                order=measured["order"], smallest=min(measured["buffers"] + [measured["order"]]))
 
 
-# What the second epoch may keep: the history's new entries (a few floats).
+# What the measured epoch may keep: the history's new entries (a few floats).
 MAX_KEPT = 2 * 1024
 
 
-def check_second_epoch(backend, net, meter, current, gradient):
-    """The bounds of the two tests below, per backend.
+def check_settled_epoch(backend, net, measured):
+    """The bounds of the tests below, per backend.
 
     Both backends: no interval outside the kernel calls (the training loop,
-    the validation bookkeeping) allocates as much as the gradient. The
-    compiled backend: nothing in the whole epoch, kernel calls included,
-    reaches it, and the epoch keeps only the history's entries. The NumPy
-    backend allocates freely inside its calls (it is written like the math:
-    each step makes new arrays), and keeps the snapshot of its last run
-    (params and optimizer state: three parameter vectors) for undoing a
-    step; beyond that it keeps no more than the compiled one.
+    the validation bookkeeping, the callback) allocates as much as the
+    smallest buffer of the fit, so none of those is allocated again there.
+    The compiled backend: no run allocates as much as that either, nothing
+    in the epoch but ``evaluate`` (see the validation test) reaches the
+    gradient's size over the epoch's start, and the epoch keeps only the
+    history's entries. The NumPy backend is written like the math and
+    allocates freely inside its calls (each step makes new arrays); it keeps
+    the snapshot of its last run (a copy of its rows, the parameters and the
+    optimizer state: three parameter vectors) for undoing a step, and beyond
+    that no more than the compiled one.
     """
-    assert meter.excess["outside"] < gradient, dict(excess=meter.excess, gradient=gradient)
+    meter, current, smallest = measured["meter"], measured["current"], measured["smallest"]
+    gradient = net.n_params * net.dtype(0).itemsize
+    assert smallest <= gradient
+    report = dict(excess=meter.excess, peak=meter.absolute, current=current,
+                  smallest=smallest, gradient=gradient)
+    assert meter.excess["outside"] < smallest, report
     if backend == "cython":
-        assert meter.absolute < gradient, dict(peak=meter.absolute, gradient=gradient)
-        assert current < MAX_KEPT, dict(current=current)
+        assert meter.excess["run"] < smallest, report
+        assert max(meter.absolute["run"], meter.absolute["outside"]) < gradient, report
+        assert current < MAX_KEPT, report
     else:
-        assert current < MAX_KEPT + 3 * gradient, dict(current=current, gradient=gradient)
+        assert current < MAX_KEPT + 3 * gradient + measured["order"], report
+    # The epoch was real work: one kernel call of all its rows.
+    assert measured["runs"] == 1, report
 
 
 @pytest.mark.parametrize("options", [
@@ -140,56 +204,54 @@ def check_second_epoch(backend, net, meter, current, gradient):
     dict(batch_size=16, optimizer="adam", learning_rate=1e-3),
     dict(batch_size=8, shuffle=False),
 ], ids=["sgd-1", "sgd-32", "momentum-32", "adam-16", "in-order-8"])
-def test_second_epoch_allocates_less_than_the_gradient(backend, monkeypatch, options):
-    """No buffer of the fit is allocated again in the second epoch: the gradient
-    is the smallest of them (the compiled Trainer's workspace and snapshots
-    and the optimizer state are larger), so allocating any one of them even
-    once, let alone per chunk, makes the peak reach the gradient's size.
-    What the epoch does allocate (slices, views, result tuples) stays well
-    below it; see ``check_second_epoch`` for what each backend may do."""
+def test_a_later_epoch_allocates_no_buffer_of_the_fit(backend, monkeypatch, options):
+    """No buffer of the fit is allocated again in a later epoch (the fourth,
+    see ``settled_epoch_allocations``), let alone per chunk: neither the
+    Trainer's (gradient, workspace, snapshots), nor the row order, nor the
+    optimizer state (larger than the gradient). What the epoch does allocate
+    (slices, views, result tuples) stays well below the smallest of them;
+    see ``check_settled_epoch`` for each backend."""
     X, Y = data()
     net = MLP([64, 64, 10], activation="relu", output_activation="softmax",
               loss="cross_entropy", seed=0, backend=backend)
-    gradient = net.n_params * net.dtype(0).itemsize
-    meter, current = second_epoch_allocations(net, monkeypatch, X, Y,
-                                              **{"learning_rate": 0.01, **options})
-    check_second_epoch(backend, net, meter, current, gradient)
-    # The epoch was real work, in many kernel calls: X alone is 300 KiB, far
-    # above the bound.
-    assert X.nbytes > 4 * gradient
+    measured = settled_epoch_allocations(net, monkeypatch, X, Y,
+                                         **{"learning_rate": 0.01, **options})
+    check_settled_epoch(backend, net, measured)
+    # X alone is 300 KiB, far above the bounds.
+    assert X.nbytes > 4 * net.n_params * net.dtype(0).itemsize
 
 
-def test_second_epoch_with_validation_allocates_less_than_the_gradient(backend, monkeypatch):
-    """The same with validation data: the training buffers are not allocated
-    again. 256 features make the gradient (68 KB) dwarf the NumPy backend's
-    temporaries for 100 validation rows of 32 hidden units (about 29 KB), so
-    ``evaluate`` stays below it there too."""
+def test_a_later_epoch_with_validation_allocates_no_buffer_of_the_fit(backend, monkeypatch):
+    """The same with validation data; ``evaluate``, measured every epoch,
+    allocates at most the activations of one inference block (the rows of a
+    block times the elements a row may take, ``INFERENCE_BLOCK_ELEMENTS``
+    over the rows of a block that has that many) and keeps nothing."""
     X, Y = data(n_features=256)
     net = MLP([256, 32, 10], seed=0, backend=backend)
-    gradient = net.n_params * net.dtype(0).itemsize
-    meter, current = second_epoch_allocations(net, monkeypatch, X[:500], Y[:500],
-                                              batch_size=10, validation_data=(X[500:], Y[500:]))
-    check_second_epoch(backend, net, meter, current, gradient)
-    assert meter.excess["evaluate"] > 0           # validation was measured in the epoch
-    if backend == "numpy":
-        assert meter.excess["evaluate"] < gradient, dict(excess=meter.excess)
+    measured = settled_epoch_allocations(net, monkeypatch, X[:500], Y[:500], batch_size=10,
+                                         validation_data=(X[500:], Y[500:]))
+    check_settled_epoch(backend, net, measured)
+    row = _params.INFERENCE_BLOCK_ELEMENTS // _params.block_rows(net._layout, 1 << 40)
+    block = _params.block_rows(net._layout, 100) * row * net.dtype(0).itemsize
+    excess = measured["meter"].excess["evaluate"]
+    assert 0 < excess < block, dict(excess=excess, block=block)
 
 
 @pytest.mark.xfail(strict=True, reason="evaluate() allocates its workspace on every call "
                    "(the redesigned interface takes none), so every epoch's validation "
                    "allocates one inference workspace; the old core allocated it once per fit")
-def test_validation_workspace_is_not_allocated_again_in_the_second_epoch(monkeypatch):
+def test_validation_workspace_is_not_allocated_again_in_a_later_epoch(monkeypatch):
     """The compiled backend's promise before the redesign: the validation
     workspace (for 100 rows of 256-32-10, larger than the gradient) was
-    allocated once per fit, not once per epoch."""
+    allocated once per fit, not once per epoch, so that no interval of a
+    later epoch allocated as much as the fit's smallest buffer."""
     if "cython" not in cymlp.available_backends():
         pytest.skip("the compiled backend is not available")
     X, Y = data(n_features=256)
     net = MLP([256, 32, 10], seed=0, backend="cython")
-    gradient = net.n_params * net.dtype(0).itemsize
-    meter, _ = second_epoch_allocations(net, monkeypatch, X[:500], Y[:500], batch_size=10,
-                                        validation_data=(X[500:], Y[500:]))
-    assert meter.excess["evaluate"] < gradient, dict(excess=meter.excess, gradient=gradient)
+    measured = settled_epoch_allocations(net, monkeypatch, X[:500], Y[:500], batch_size=10,
+                                         validation_data=(X[500:], Y[500:]))
+    assert measured["meter"].excess["evaluate"] < measured["smallest"], measured
 
 
 def test_blocked_inference_equals_row_by_row(backend, monkeypatch):
@@ -198,9 +260,10 @@ def test_blocked_inference_equals_row_by_row(backend, monkeypatch):
               loss="cross_entropy", seed=1, backend=backend)
     whole = net.predict(X)
     # Tiny blocks: many kernel-internal blocks, the last one partial (257 is
-    # prime). The block size comes from INFERENCE_BLOCK_ELEMENTS and the
-    # elements of a row, which is at most INFERENCE_BLOCK_ELEMENTS over the
-    # rows of a block that has that many elements.
+    # prime). block_rows divides INFERENCE_BLOCK_ELEMENTS by the elements a
+    # row takes; dividing it by the rows it gives a huge input recovers that
+    # width, so seven widths make blocks of seven rows (eight at most, for
+    # the rounding).
     layout = net._layout
     row = _params.INFERENCE_BLOCK_ELEMENTS // _params.block_rows(layout, 1 << 40)
     monkeypatch.setattr(_params, "INFERENCE_BLOCK_ELEMENTS", 7 * row)
@@ -307,8 +370,9 @@ def test_bad_n_threads_names_the_argument(backend, n_threads, error, got):
 def test_n_threads_is_applied_in_fit_and_predict_and_does_not_change_results(backend,
                                                                             monkeypatch):
     """BLAS runs with the count ``n_threads`` asks for while fit and predict run
-    (seen from the callback and from inside the forward kernel), and with the
-    caller's count again afterwards; the results do not depend on it."""
+    (seen from inside every ``Trainer.run``, from the callback and from inside
+    the forward kernel), and with the caller's count again afterwards; the
+    results do not depend on it."""
     # -1 asks for every core: as many threads as BLAS takes when set to that.
     with blas_set_to(os.cpu_count() or 1, exact=False):
         [cores] = blas_thread_counts()
@@ -327,21 +391,30 @@ def test_n_threads_is_applied_in_fit_and_predict_and_does_not_change_results(bac
         for layer_sizes, n_threads, inside in cases:
             small = layer_sizes[0] == 64
             net = MLP(layer_sizes, seed=5, backend=backend, n_threads=n_threads)
-            during_fit, during_predict = [], []
-            forward = net._kernels.forward
+            kernels = net._kernels
+            during_run, during_fit, during_predict = [], [], []
+            forward = kernels.forward
+
+            class ObservedTrainer(kernels.Trainer):
+                def run(self, order, start, stop):
+                    during_run.append(blas_thread_counts())
+                    return super().run(order, start, stop)
 
             def spy(*args):
                 during_predict.append(blas_thread_counts())
                 return forward(*args)
 
-            net.fit(*((X, Y) if small else (X_large, Y_large)), epochs=2, batch_size=64,
-                    learning_rate=0.1,
-                    callback=lambda epoch, history: during_fit.append(blas_thread_counts()))
+            with monkeypatch.context() as patch:
+                patch.setattr(kernels, "Trainer", ObservedTrainer)
+                net.fit(*((X, Y) if small else (X_large, Y_large)), epochs=2, batch_size=64,
+                        learning_rate=0.1,
+                        callback=lambda epoch, history: during_fit.append(blas_thread_counts()))
             case = dict(layer_sizes=layer_sizes, n_threads=n_threads)
+            assert len(during_run) >= 2 and during_run == [[inside]] * len(during_run), case
             assert during_fit == [[inside]] * 2, case
             assert blas_thread_counts() == [outer], case
             with monkeypatch.context() as patch:
-                patch.setattr(net._kernels, "forward", spy)
+                patch.setattr(kernels, "forward", spy)
                 net.predict((X if small else X_large)[:64])
             assert during_predict == [[inside]], case
             assert blas_thread_counts() == [outer], case
