@@ -22,10 +22,9 @@ point that keep a mistake in the Python layer from writing outside a buffer.
 # Cython directives are set in CMakeLists.txt (CYTHON_ARGS).
 
 from cython cimport floating
-from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite, INFINITY
+from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
 from libc.string cimport memcpy
-from libc.stdint cimport int64_t
-from libc.float cimport FLT_MIN, DBL_MIN, FLT_MAX, DBL_MAX
+from libc.float cimport FLT_MIN, DBL_MIN
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 __all__ = ["Trainer", "evaluate", "forward", "loss_and_grad"]
@@ -117,30 +116,13 @@ cdef inline floating dot(Py_ssize_t n, const floating* x, const floating* y) noe
     return (s0 + s1) + (s2 + s3)
 
 
-cdef inline double abs_sum(Py_ssize_t n, const floating* x) noexcept nogil:
-    """sum |x| in double, four partial sums; inf or NaN anywhere makes it non-finite."""
+cdef bint all_finite(Py_ssize_t n, const floating* x) noexcept nogil:
+    """Whether no x is inf or NaN (x - x is 0 for finite x, NaN otherwise)."""
     cdef Py_ssize_t j
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    for j in range(0, n - 3, 4):
-        s0 += fabs(x[j])
-        s1 += fabs(x[j + 1])
-        s2 += fabs(x[j + 2])
-        s3 += fabs(x[j + 3])
-    for j in range(n - n % 4, n):
-        s0 += fabs(x[j])
-    return (s0 + s1) + (s2 + s3)
-
-
-cdef double max_abs(Py_ssize_t n, const floating* x) noexcept nogil:
-    """max |x|, or inf if any x is inf or NaN."""
-    cdef Py_ssize_t j
-    cdef floating top = 0, v
     cdef bint bad = False
     for j in range(n):
-        v = fabs(x[j])
-        top = v if v > top else top
-        bad |= (x[j] - x[j]) != 0      # NaN for inf and NaN only
-    return INFINITY if bad else top
+        bad |= (x[j] - x[j]) != 0
+    return not bad
 
 
 cdef void small_gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
@@ -381,22 +363,18 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
         a_prev = a
 
 
-cdef double backward_batch(floating* params, const Py_ssize_t* layout,
-                           Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
-                           floating* workspace, Py_ssize_t capacity,
-                           floating* delta, floating* spare, floating* grad,
-                           double learning_rate) noexcept nogil:
+cdef void backward_batch(floating* params, const Py_ssize_t* layout,
+                         Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                         floating* workspace, Py_ssize_t capacity,
+                         floating* delta, floating* spare, floating* grad,
+                         double learning_rate) noexcept nogil:
     """Backpropagate delta = dLoss/dz of the output layer.
 
-    With ``grad``, write dLoss/dparams there and return 0. With ``grad``
-    NULL, apply plain SGD on the fly instead, ``params -= learning_rate *
-    dLoss/dparams``: each layer's update is folded into the product that
-    computes its gradient, so the gradient is never stored (after that
-    layer's weights have been used to pass delta further back). Then return
-    a bound on how far any parameter moved: for a layer, ``|lr a^T delta|``
-    is at most ``lr sum|a| sum|delta|`` (and its bias ``lr sum|delta|``), a
-    cheap sum over activations, not over the weights; non-finite if anything
-    was.
+    With ``grad``, write dLoss/dparams there. With ``grad`` NULL, apply plain
+    SGD on the fly instead, ``params -= learning_rate * dLoss/dparams``: each
+    layer's update is folded into the product that computes its gradient, so
+    the gradient is never stored (after that layer's weights have been used to
+    pass delta further back).
     """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
@@ -406,22 +384,11 @@ cdef double backward_batch(floating* params, const Py_ssize_t* layout,
     cdef floating bias_sum
     cdef floating alpha = 1 if grad != NULL else <floating>(-learning_rate)
     cdef floating beta = 0 if grad != NULL else 1
-    cdef double moved = 0, delta_sum, layer_moved
-    cdef int activation
     for l in range(n_layers - 1, -1, -1):
         row = layout + l * LAYOUT_COLUMNS
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity)
-        if grad == NULL:
-            delta_sum = abs_sum(rows * n_out, delta)
-            activation = <int>layout[(l - 1) * LAYOUT_COLUMNS + ACTIVATION] if l > 0 else -1
-            if activation == SIGMOID or activation == TANH or activation == SOFTMAX:
-                layer_moved = <double>(rows * n_in) * delta_sum   # |a| <= 1
-            else:
-                layer_moved = abs_sum(rows * n_in, a_prev) * delta_sum
-            layer_moved = fabs(learning_rate) * (layer_moved + delta_sum)
-            moved = layer_moved if not (layer_moved <= moved) else moved
         if l > 0:
             gemm(False, True, <int>rows, <int>n_in, <int>n_out, 1, delta, <int>n_out,
                  params + row[W_OFFSET], <int>n_out, 0, spare, <int>n_in)
@@ -445,7 +412,6 @@ cdef double backward_batch(floating* params, const Py_ssize_t* layout,
             swap = delta
             delta = spare
             spare = swap
-    return moved
 
 
 cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
@@ -474,11 +440,11 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
     return total
 
 
-cdef double backward_from_loss(floating* params, const Py_ssize_t* layout,
-                               Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
-                               floating* workspace, Py_ssize_t capacity, floating* grad,
-                               double learning_rate) noexcept nogil:
-    """backward_batch from the delta buffer that forward_loss filled; returns its bound."""
+cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
+                             Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                             floating* workspace, Py_ssize_t capacity, floating* grad,
+                             double learning_rate) noexcept nogil:
+    """backward_batch from the delta buffer that forward_loss filled."""
     cdef Py_ssize_t l, max_width = 0
     cdef Py_ssize_t n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
     cdef floating* delta = (workspace + activation_offset(layout, n_layers, capacity)
@@ -486,8 +452,8 @@ cdef double backward_from_loss(floating* params, const Py_ssize_t* layout,
     for l in range(n_layers):
         if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
             max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
-    return backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
-                          delta + capacity * max_width, grad, learning_rate)
+    backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
+                   delta + capacity * max_width, grad, learning_rate)
 
 
 # ---------------------------------------------------------------- optimizers
@@ -508,11 +474,10 @@ cdef extern from *:
     #endif
     #include <float.h>
     #define CYMLP_ADAM_UPDATE(T, TINY)                                            \
-    CYMLP_CLONES static int adam_update_##T(                                     \
+    CYMLP_CLONES static void adam_update_##T(                                    \
             Py_ssize_t n, T *params, const T *grad, T *first, T *second,        \
             double beta1, double beta2, double step_size,                       \
             double inverse_correction2, double eps) {                           \
-        int bad = 0;                                                            \
         for (Py_ssize_t i = 0; i < n; i++) {                                    \
             double g = grad[i];                                                 \
             double moment = first[i] + (1 - beta1) * (g - first[i]);            \
@@ -521,9 +486,6 @@ cdef extern from *:
             second[i] = (T)variance;                                            \
             params[i] = (T)(params[i] - step_size                               \
                             * (moment / (sqrt(variance) * inverse_correction2 + eps))); \
-            /* x - x is NaN exactly when x is inf or NaN */                     \
-            bad |= ((params[i] - params[i]) != 0) | ((first[i] - first[i]) != 0) \
-                   | ((second[i] - second[i]) != 0);                            \
         }                                                                       \
         /* Moments that decayed below the normal range are flushed to 0:     \
            subnormal arithmetic is many times slower, and they are far below \
@@ -533,20 +495,19 @@ cdef extern from *:
             first[i] = fabs(first[i]) >= TINY ? first[i] : (T)0;                \
             second[i] = second[i] >= TINY ? second[i] : (T)0;                   \
         }                                                                       \
-        return bad;                                                             \
     }
     CYMLP_ADAM_UPDATE(double, DBL_MIN)
     CYMLP_ADAM_UPDATE(float, FLT_MIN)
     """
-    int adam_update_double(Py_ssize_t n, double* params, const double* grad, double* first,
-                           double* second, double beta1, double beta2, double step_size,
+    void adam_update_double(Py_ssize_t n, double* params, const double* grad, double* first,
+                            double* second, double beta1, double beta2, double step_size,
+                            double inverse_correction2, double eps) noexcept nogil
+    void adam_update_float(Py_ssize_t n, float* params, const float* grad, float* first,
+                           float* second, double beta1, double beta2, double step_size,
                            double inverse_correction2, double eps) noexcept nogil
-    int adam_update_float(Py_ssize_t n, float* params, const float* grad, float* first,
-                          float* second, double beta1, double beta2, double step_size,
-                          double inverse_correction2, double eps) noexcept nogil
 
 
-cdef bint optimizer_step(int optimizer_code, const double* hyperparams,
+cdef void optimizer_step(int optimizer_code, const double* hyperparams,
                          floating* params, floating* grad, floating* state,
                          Py_ssize_t n_params, long long step) noexcept nogil:
     """One update of params from grad, as torch.optim.SGD / torch.optim.Adam do it.
@@ -555,8 +516,6 @@ cdef bint optimizer_step(int optimizer_code, const double* hyperparams,
     the first and second moments (Adam). ``step`` counts from 1. ``grad`` is
     overwritten. Each case is its own branch-free loop, so the compiler can
     vectorise it; Adam's loop is the multiversioned C function above.
-    Returns whether any parameter or state value came out inf or NaN (an
-    integer OR in the same loops, which keeps them vectorised).
     """
     cdef Py_ssize_t i
     cdef floating learning_rate = <floating>hyperparams[LEARNING_RATE]
@@ -564,7 +523,6 @@ cdef bint optimizer_step(int optimizer_code, const double* hyperparams,
     cdef floating momentum = <floating>hyperparams[MOMENTUM]
     cdef double step_size, inverse_correction2
     cdef floating buffer
-    cdef bint bad = False
     # A momentum buffer that decays below the normal range is flushed to 0,
     # as Adam's moments are: subnormal arithmetic is many times slower.
     cdef floating tiny = FLT_MIN if floating is float else DBL_MIN
@@ -577,19 +535,16 @@ cdef bint optimizer_step(int optimizer_code, const double* hyperparams,
         if momentum == 0:
             for i in range(n_params):
                 params[i] -= learning_rate * grad[i]
-                bad |= (params[i] - params[i]) != 0
         elif hyperparams[NESTEROV] != 0:
             for i in range(n_params):
                 buffer = momentum * first[i] + grad[i]
                 first[i] = buffer if fabs(buffer) >= tiny else 0
                 params[i] -= learning_rate * (grad[i] + momentum * first[i])
-                bad |= ((params[i] - params[i]) != 0) | ((first[i] - first[i]) != 0)
         else:
             for i in range(n_params):
                 buffer = momentum * first[i] + grad[i]
                 first[i] = buffer if fabs(buffer) >= tiny else 0
                 params[i] -= learning_rate * first[i]
-                bad |= ((params[i] - params[i]) != 0) | ((first[i] - first[i]) != 0)
     elif optimizer_code == ADAM:
         # torch divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the
         # reciprocal saves a division per parameter and differs only in the
@@ -597,14 +552,13 @@ cdef bint optimizer_step(int optimizer_code, const double* hyperparams,
         step_size = hyperparams[LEARNING_RATE] / (1.0 - hyperparams[BETA1] ** step)
         inverse_correction2 = 1.0 / sqrt(1.0 - hyperparams[BETA2] ** step)
         if floating is float:
-            bad = adam_update_float(n_params, params, grad, first, second, hyperparams[BETA1],
-                                    hyperparams[BETA2], step_size, inverse_correction2,
-                                    hyperparams[EPSILON])
+            adam_update_float(n_params, params, grad, first, second, hyperparams[BETA1],
+                              hyperparams[BETA2], step_size, inverse_correction2,
+                              hyperparams[EPSILON])
         else:
-            bad = adam_update_double(n_params, params, grad, first, second, hyperparams[BETA1],
-                                     hyperparams[BETA2], step_size, inverse_correction2,
-                                     hyperparams[EPSILON])
-    return bad
+            adam_update_double(n_params, params, grad, first, second, hyperparams[BETA1],
+                               hyperparams[BETA2], step_size, inverse_correction2,
+                               hyperparams[EPSILON])
 
 
 # ---------------------------------------------------------------- entry points
@@ -707,7 +661,9 @@ cdef class Trainer:
 
     It updates the network's ``params`` and optimizer ``state`` in place and
     owns everything else a step needs: the workspace, the gradient, the step
-    count, and snapshots taken at the start of the last two runs.
+    count, and snapshots taken at the start of the last two runs. The steps
+    of a run are checked once, at its end (one pass over the parameters);
+    only when something failed are they taken again, checked one by one.
 
     A step is kept only while everything stays finite. A batch whose loss is
     not finite is not stepped on, and the step before it (whose result gave
@@ -901,7 +857,13 @@ cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const
                            floating* snapshots, const Py_ssize_t* current_rows,
                            const Py_ssize_t* previous_rows, double* loss_sum,
                            Py_ssize_t* n_correct) noexcept nogil:
-    """``Trainer.run`` on typed pointers: the rows kept (see ``Trainer.run``)."""
+    """``Trainer.run`` on typed pointers: the rows kept (see ``Trainer.run``).
+
+    The steps first run unchecked (only each batch's loss is looked at), and
+    one pass at the end checks that the parameters and optimizer state are
+    finite. Only if something failed are the steps taken again from the
+    snapshot, checking after each one, to find where it went wrong.
+    """
     cdef int current = t.current, previous = t.current ^ 1
     cdef Py_ssize_t n_rows = t.row_counts[current], failed_at, keep, rows_done = 0
     cdef Py_ssize_t previous_rows_count = t.row_counts[previous]
@@ -909,9 +871,19 @@ cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const
     cdef bint loss_failed = False
     take_snapshot(t, snapshot, params, state)
     failed_at = train_batches(t, params, X, Y, state, grad, workspace, current_rows, n_rows,
-                              loss_sum, n_correct, &rows_done, &loss_failed)
-    if failed_at < 0:
+                              False, loss_sum, n_correct, &rows_done, &loss_failed)
+    if failed_at < 0 and all_finite(t.n_params, params) and (
+            not t.keeps_state or all_finite(2 * t.n_params, state)):
         return rows_done
+    if failed_at != 0:
+        # Some step went wrong: take them again, checking each, to find it.
+        restore_snapshot(t, snapshot, params, state, current)
+        loss_sum[0] = 0
+        n_correct[0] = 0
+        failed_at = train_batches(t, params, X, Y, state, grad, workspace, current_rows,
+                                  n_rows, True, loss_sum, n_correct, &rows_done, &loss_failed)
+        if failed_at < 0:           # cannot happen: the same operations, the same values
+            return rows_done
     if not loss_failed:
         keep = failed_at            # undo the step that made a value non-finite
     elif failed_at > 0:
@@ -923,7 +895,7 @@ cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const
         keep = last_batch_start(previous_rows_count, t.batch_size)
         loss_sum[0] = 0
         n_correct[0] = 0
-        train_batches(t, params, X, Y, state, grad, workspace, previous_rows, keep,
+        train_batches(t, params, X, Y, state, grad, workspace, previous_rows, keep, False,
                       loss_sum, n_correct, &rows_done, &loss_failed)
         t.hyperparams[LEARNING_RATE], t.rates[previous] = t.rates[previous], t.hyperparams[LEARNING_RATE]
         loss_sum[0] = 0
@@ -932,11 +904,12 @@ cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const
         t.row_counts[previous] = keep
         return keep - previous_rows_count
     else:
+        t.row_counts[current] = 0
         return 0                    # the first batch of the fit: nothing to undo
     restore_snapshot(t, snapshot, params, state, current)
     loss_sum[0] = 0
     n_correct[0] = 0
-    train_batches(t, params, X, Y, state, grad, workspace, current_rows, keep,
+    train_batches(t, params, X, Y, state, grad, workspace, current_rows, keep, False,
                   loss_sum, n_correct, &rows_done, &loss_failed)
     t.row_counts[current] = keep
     return keep
@@ -945,29 +918,21 @@ cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const
 cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
                               const floating* Y, floating* state, floating* grad,
                               floating* workspace, const Py_ssize_t* order, Py_ssize_t n_rows,
-                              double* loss_sum, Py_ssize_t* n_correct,
+                              bint checked, double* loss_sum, Py_ssize_t* n_correct,
                               Py_ssize_t* rows_done, bint* loss_failed) noexcept nogil:
     """One step per batch of ``X[order[:n_rows]]``.
 
-    Returns -1, or the first row of the batch where training must stop:
-    its loss was not finite (``loss_failed``; judged in the network's
-    precision, since a float32 loss that only double can hold goes with
-    overflowed float32 deltas; its step is not taken), or its step made a
-    parameter or the optimizer state inf or NaN. ``rows_done`` counts the
-    rows whose steps were taken.
-
-    For plain SGD, whose update is folded into the gradient products, the
-    check costs no pass over the parameters: ``bound`` is an upper bound on
-    every ``|param|`` (exact at the start, then increased by what each step
-    can move a parameter, ``backward_batch``'s return value); only if it
-    reaches half the largest float are the parameters themselves read.
+    Returns -1, or the first row of the batch where training must stop: its
+    loss was not finite (``loss_failed``; judged in the network's precision,
+    since a float32 loss that only double can hold goes with overflowed
+    float32 deltas; its step is not taken), or, when ``checked``, its step
+    made a parameter or the optimizer state inf or NaN. ``rows_done`` counts
+    the rows whose steps were taken.
     """
     cdef Py_ssize_t start = 0, rows, r, n_in = t.n_in, batch_correct
     cdef double batch_loss
     cdef const floating* inputs
     cdef floating* gathered = workspace  # the slot of layer 0
-    cdef double limit = 0.5 * (FLT_MAX if floating is float else DBL_MAX)
-    cdef double bound = max_abs(t.n_params, params) if t.plain_sgd else 0
     rows_done[0] = 0
     loss_failed[0] = False
     while start < n_rows:
@@ -986,19 +951,16 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
             return start
         t.step += 1
         if t.plain_sgd:
-            bound += backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows,
-                                        workspace, t.capacity, NULL,
-                                        t.hyperparams[LEARNING_RATE])
-            if not bound < limit:
-                bound = max_abs(t.n_params, params)
-                if not bound < INFINITY:
-                    return start
+            backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
+                               t.capacity, NULL, t.hyperparams[LEARNING_RATE])
         else:
             backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
                                t.capacity, grad, 0.0)
-            if optimizer_step(t.optimizer_code, t.hyperparams, params, grad, state,
-                              t.n_params, t.step):
-                return start
+            optimizer_step(t.optimizer_code, t.hyperparams, params, grad, state, t.n_params,
+                           t.step)
+        if checked and not (all_finite(t.n_params, params) and (
+                not t.keeps_state or all_finite(2 * t.n_params, state))):
+            return start
         loss_sum[0] += batch_loss
         n_correct[0] += batch_correct
         start += rows
