@@ -35,7 +35,8 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess by 
     raise ImportError('cymlp.plot needs matplotlib, which is not installed: '
                       'pip install "cymlp[plot]"') from error
 
-from ._network import MLP, History
+from ._network import MLP, LayerViews
+from ._training import History
 from ._validation import check_int
 
 __all__ = ["plot_history", "plot_images", "plot_weights"]
@@ -267,7 +268,7 @@ def plot_weights(net_or_weights, layer: int = 0, shape: Optional[Tuple[int, int]
     """
     if isinstance(net_or_weights, MLP):
         matrices = list(net_or_weights.weights)
-    elif isinstance(net_or_weights, (list, tuple)):
+    elif isinstance(net_or_weights, (list, tuple, LayerViews)):   # LayerViews: net.weights
         matrices = list(net_or_weights)
     else:
         matrices = [net_or_weights]
