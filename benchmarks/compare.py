@@ -82,8 +82,8 @@ def main(argv=None):
 def blas_summary():
     """The BLAS libraries and the kernels they run (threadpoolctl), for the record."""
     try:
-        from threadpoolctl import threadpool_info
         import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS too)
+        from threadpoolctl import threadpool_info
     except ImportError:
         return "BLAS: threadpoolctl is not installed"
     lines = [f"BLAS: {info.get('internal_api')} {info.get('version')} "

@@ -7,7 +7,6 @@ PyTorch and scikit-learn entries are skipped when those are not installed.
 
 import numpy as np
 import pytest
-
 import workloads
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cymlp
-from cymlp import BackendWarning, MLP, _backend
+from cymlp import MLP, BackendWarning, _backend
 
 KERNEL_FUNCTIONS = ("evaluate", "forward", "loss_and_grad")
 KERNEL_NAMES = ("Trainer",) + KERNEL_FUNCTIONS

@@ -17,7 +17,11 @@ pytest.importorskip("sklearn")
 
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import (  # noqa: E402
-    load_digits, load_iris, make_blobs, make_multilabel_classification, make_regression,
+    load_digits,
+    load_iris,
+    make_blobs,
+    make_multilabel_classification,
+    make_regression,
 )
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402

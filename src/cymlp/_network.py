@@ -21,14 +21,28 @@ from numpy.typing import ArrayLike, DTypeLike
 from . import _params
 from ._backend import resolve_backend
 from ._codes import (
-    ACTIVATIONS, HIDDEN_ACTIVATIONS, INITIALIZERS, LOSS_OUTPUTS, LOSSES, OPTIMIZERS,
-    OUTPUT_ACTIVATIONS, Optimizer, classify,
+    ACTIVATIONS,
+    HIDDEN_ACTIVATIONS,
+    INITIALIZERS,
+    LOSS_OUTPUTS,
+    LOSSES,
+    OPTIMIZERS,
+    OUTPUT_ACTIVATIONS,
+    Optimizer,
+    classify,
 )
 from ._threads import blas_threads, threads_for
-from ._training import FitSettings, History, TrainingDiverged, fit as _fit
+from ._training import FitSettings, History, TrainingDiverged
+from ._training import fit as _fit
 from ._validation import (
-    as_matrix, check_bool, check_choice, check_dtype, check_float, check_int,
-    check_same_rows, check_seed,
+    as_matrix,
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_float,
+    check_int,
+    check_same_rows,
+    check_seed,
 )
 from .optim import UNSET, make_optimizer
 from .schedules import check_schedule

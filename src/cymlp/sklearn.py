@@ -38,7 +38,9 @@ try:
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
     from sklearn.utils.multiclass import (
-        check_classification_targets, type_of_target, unique_labels,
+        check_classification_targets,
+        type_of_target,
+        unique_labels,
     )
     from sklearn.utils.validation import check_is_fitted, column_or_1d
 except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
@@ -57,7 +59,13 @@ from ._codes import classify
 from ._network import MLP
 from ._training import TrainingDiverged
 from ._validation import (
-    as_array, as_matrix, check_bool, check_choice, check_dtype, check_float, check_int,
+    as_array,
+    as_matrix,
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_float,
+    check_int,
 )
 from .optim import SGD, Adam
 

@@ -21,13 +21,31 @@ import numpy as np
 from .. import MLP, TrainingDiverged
 from .._codes import classify
 from .._validation import check_seed
-from ._demo import (DEMO_COPIES_EPOCHS, DEMO_COPIES_HIDDEN, DEMO_COPIES_LEARNING_RATE,
-                    DEMO_COPIES_PER_LETTER, DEMO_HELD_OUT_PER_LETTER, DEMO_LETTERS, DEMO_NOISE,
-                    demo_letters, pixel_noise, plot_path, run_demo)
+from ._demo import (
+    DEMO_COPIES_EPOCHS,
+    DEMO_COPIES_HIDDEN,
+    DEMO_COPIES_LEARNING_RATE,
+    DEMO_COPIES_PER_LETTER,
+    DEMO_HELD_OUT_PER_LETTER,
+    DEMO_LETTERS,
+    DEMO_NOISE,
+    demo_letters,
+    pixel_noise,
+    plot_path,
+    run_demo,
+)
 from ._errors import BAD_ARGUMENT, BAD_FILE, CLIError, check_backend, reported
-from ._tabular import (class_probabilities, encode_for_model, encode_target,
-                       feature_statistics, load_model, load_saved, plain_label, read_table,
-                       standardise)
+from ._tabular import (
+    class_probabilities,
+    encode_for_model,
+    encode_target,
+    feature_statistics,
+    load_model,
+    load_saved,
+    plain_label,
+    read_table,
+    standardise,
+)
 
 __all__ = ["main", "build_parser", "CLIError"]
 
