@@ -611,15 +611,24 @@ def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
 def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
              const floating[:, ::1] X, const floating[:, ::1] Y, Py_ssize_t block_rows):
     """(sum over rows of the loss, number of rows classified correctly)."""
+    cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
+    if block_rows < 1:
+        raise ValueError("block_rows must be >= 1")
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError("X and Y must have the same number of rows")
+    if X.shape[0] == 0:
+        return 0.0, 0
+    cdef floating[::1] workspace = _workspace(params, width * block_rows)
+    return evaluate_rows(params, layout, loss, X, Y, block_rows, workspace)
+
+
+cdef evaluate_rows(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
+                   const floating[:, ::1] X, const floating[:, ::1] Y, Py_ssize_t block_rows,
+                   floating[::1] workspace):
+    """``evaluate`` in a workspace of at least ``block_rows`` rows."""
     cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0]
     cdef Py_ssize_t start, rows, n_correct = 0
     cdef double total = 0
-    cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
-    if Y.shape[0] != n_rows or block_rows < 1:
-        raise ValueError("X and Y must have the same number of rows, and block_rows >= 1")
-    if n_rows == 0:
-        return 0.0, 0
-    cdef floating[::1] workspace = _workspace(params, width * block_rows)
     with nogil:
         start = 0
         while start < n_rows:
@@ -692,7 +701,7 @@ cdef class Trainer:
     """
 
     cdef readonly object params, layout, X, Y, state
-    cdef object workspace, grad, snapshots, rows
+    cdef object workspace, grad, snapshots, rows, evaluation_workspace
     cdef readonly Py_ssize_t batch_size
     cdef readonly long long step
     cdef int loss_code, optimizer_code, n_layers, current
@@ -764,6 +773,31 @@ cdef class Trainer:
         self.grad_data = numpy_data(self.grad)
         self.workspace_data = numpy_data(self.workspace)
         self.snapshots_data = numpy_data(self.snapshots)
+        self.evaluation_workspace = None
+
+    def evaluate(self, X, Y):
+        """(summed loss, rows classified correctly) of the network now on ``(X, Y)``.
+
+        For validation after each epoch: the workspace it needs is allocated
+        on the first call and kept for the next ones.
+        """
+        import numpy
+        from cymlp._params import block_rows
+        cdef Py_ssize_t width = check_layout(self.layout, self.n_params, X.shape[1],
+                                             Y.shape[1])
+        rows = block_rows(self.layout, X.shape[0])
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError("X and Y must have the same number of rows")
+        if X.shape[0] == 0:
+            return 0.0, 0
+        if (self.evaluation_workspace is None
+                or self.evaluation_workspace.shape[0] < width * rows):
+            self.evaluation_workspace = numpy.empty(width * rows, dtype=self.params.dtype)
+        if self.single:
+            return evaluate_rows[float](self.params, self.layout, self.loss_code, X, Y, rows,
+                                        self.evaluation_workspace)
+        return evaluate_rows[double](self.params, self.layout, self.loss_code, X, Y, rows,
+                                     self.evaluation_workspace)
 
     @property
     def learning_rate(self):

@@ -12,7 +12,7 @@ from cymlp import MLP, BackendWarning, _backend
 
 KERNEL_FUNCTIONS = ("evaluate", "forward", "loss_and_grad")
 KERNEL_NAMES = ("Trainer",) + KERNEL_FUNCTIONS
-TRAINER_METHODS = ("run",)
+TRAINER_METHODS = ("run", "evaluate")
 
 
 def _signature_text(obj):

@@ -137,6 +137,13 @@ def settled_epoch_allocations(net, monkeypatch, X, Y, **options):
                 measured["order"] = order.nbytes
                 measured["runs"] += meter.tracing
 
+        def evaluate(self, X, Y):
+            meter.boundary("outside")
+            try:
+                return super().evaluate(X, Y)
+            finally:
+                meter.boundary("evaluate")
+
     evaluate = kernels.evaluate
 
     def metered_evaluate(*args):
@@ -222,10 +229,12 @@ def test_a_later_epoch_allocates_no_buffer_of_the_fit(backend, monkeypatch, opti
 
 
 def test_a_later_epoch_with_validation_allocates_no_buffer_of_the_fit(backend, monkeypatch):
-    """The same with validation data; ``evaluate``, measured every epoch,
+    """The same with validation data; the validation, measured every epoch,
     allocates at most the activations of one inference block (the rows of a
     block times the elements a row may take, ``INFERENCE_BLOCK_ELEMENTS``
-    over the rows of a block that has that many) and keeps nothing."""
+    over the rows of a block that has that many) and keeps nothing; the
+    compiled trainer keeps its workspace from the first epoch on (see the
+    next test)."""
     X, Y = data(n_features=256)
     net = MLP([256, 32, 10], seed=0, backend=backend)
     measured = settled_epoch_allocations(net, monkeypatch, X[:500], Y[:500], batch_size=10,
@@ -234,17 +243,16 @@ def test_a_later_epoch_with_validation_allocates_no_buffer_of_the_fit(backend, m
     row = _params.INFERENCE_BLOCK_ELEMENTS // _params.block_rows(net._layout, 1 << 40)
     block = _params.block_rows(net._layout, 100) * row * net.dtype(0).itemsize
     excess = measured["meter"].excess["evaluate"]
-    assert 0 < excess < block, dict(excess=excess, block=block)
+    assert excess < block, dict(excess=excess, block=block)
+    if backend == "numpy":
+        assert excess > 0, "the NumPy backend's validation was not measured"
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate() allocates its workspace on every call "
-                   "(the redesigned interface takes none), so every epoch's validation "
-                   "allocates one inference workspace; the old core allocated it once per fit")
 def test_validation_workspace_is_not_allocated_again_in_a_later_epoch(monkeypatch):
-    """The compiled backend's promise before the redesign: the validation
-    workspace (for 100 rows of 256-32-10, larger than the gradient) was
-    allocated once per fit, not once per epoch, so that no interval of a
-    later epoch allocated as much as the fit's smallest buffer."""
+    """The compiled backend's promise: the validation workspace (for 100 rows
+    of 256-32-10, larger than the gradient) is allocated once per fit, by the
+    trainer, not once per epoch, so that no interval of a later epoch
+    allocates as much as the fit's smallest buffer."""
     if "cython" not in cymlp.available_backends():
         pytest.skip("the compiled backend is not available")
     X, Y = data(n_features=256)

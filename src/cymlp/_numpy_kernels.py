@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import expit
 
 from ._codes import LEAKY_SLOPE, Activation, Loss, Optimizer
-from ._params import B_OFFSET, N_IN, N_OUT, W_OFFSET, layer_views
+from ._params import B_OFFSET, N_IN, N_OUT, W_OFFSET, block_rows, layer_views
 
 __all__ = ["Trainer", "evaluate", "forward", "loss_and_grad"]
 
@@ -299,6 +299,11 @@ class Trainer:
         self._restore(*snapshot)
         loss_sum, correct, done, _, _ = self._steps(rows[:keep])
         return loss_sum, correct, done
+
+    def evaluate(self, X, Y):
+        """(summed loss, rows classified correctly) of the network now on ``(X, Y)``."""
+        return evaluate(self.params, self.layout, self.loss, X, Y,
+                        block_rows(self.layout, X.shape[0]))
 
     def _restore(self, params, state, step):
         self.params[...] = params

@@ -317,10 +317,8 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
         history.loss.append(loss)
         history.accuracy.append(accuracy)
         history.learning_rate.append(float(session.learning_rate))
-        if X_val is not None:
-            val_sum, val_correct = net._kernels.evaluate(
-                net._params, net._layout, net._loss_code, X_val, Y_val,
-                block_rows(net._layout, X_val.shape[0]))
+        if X_val is not None:   # the trainer keeps the workspace from epoch to epoch
+            val_sum, val_correct = session.trainer.evaluate(X_val, Y_val)
             if not _finite(net, val_sum):
                 history._drop_from(epoch)
                 epoch_start.restore()
