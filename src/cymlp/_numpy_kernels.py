@@ -47,7 +47,10 @@ def _activate(code, a, scratch):
         np.logical_not(negative, out=negative)
         np.divide(1, denominator, out=a, where=negative)
     elif code == TANH:
-        np.tanh(a, out=a)
+        # float32 in double, rounded: NumPy's float32 tanh reaches +-1 from
+        # |z| = 8 on, the kernels' tanhf (like double) only from 9.01, and where
+        # one backend saturates its derivative 1 - a**2 is exactly 0.
+        np.tanh(a, out=a, dtype=np.float64)
     elif code == RELU:
         np.maximum(a, 0, out=a)
     elif code == LEAKY_RELU:
@@ -108,10 +111,12 @@ def _output_delta(loss_code, activation, a, z, y, delta, scale, scratch):
             delta *= scale * 2.0
             delta /= width
             if activation == SOFTMAX:
-                # Softmax Jacobian: dz_j = a_j (g_j - sum_k g_k a_k).
-                np.multiply(delta, a, out=tmp)
-                delta -= tmp.sum(axis=1, keepdims=True)
-                delta *= a
+                # Softmax Jacobian: dz_j = a_j (g_j - sum_k g_k a_k), in double
+                # and rounded once, as the kernels do (it cancels on tied outputs).
+                inner = np.multiply(delta, a, dtype=np.float64).sum(axis=1, keepdims=True)
+                wide = np.subtract(delta, inner)
+                wide *= a
+                np.copyto(delta, wide, casting="same_kind")
             else:
                 _multiply_derivative(activation, delta, a, scratch)
     elif loss_code == BCE:
@@ -138,9 +143,12 @@ def _output_delta(loss_code, activation, a, z, y, delta, scale, scratch):
         np.subtract(log_sum, z, out=tmp)
         tmp *= y
         loss = float(tmp.sum(dtype=np.float64))
-        np.multiply(a, y.sum(axis=1, keepdims=True), out=delta)
-        delta -= y
-        delta *= scale
+        # In double and rounded once, as the kernels do: a sum(y) - y cancels
+        # where the outputs match the targets.
+        wide = np.multiply(a, y.sum(axis=1, keepdims=True, dtype=np.float64))
+        wide -= y
+        wide *= scale
+        np.copyto(delta, wide, casting="same_kind")
     else:
         raise ValueError(f"unknown loss code {loss_code}")
     return loss
