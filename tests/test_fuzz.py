@@ -225,8 +225,9 @@ def describe(arch, options=None):
 
 def snapshot(net):
     """Everything a failed call must leave unchanged."""
-    return dict(params=net.params.copy(), state=net._state.copy(), step=net._step.copy(),
-                optimizer=net._optimizer_code, rng=repr(net._rng.bit_generator.state),
+    state = net.state_dict()
+    return dict(params=state["params"], state=state["optimizer_state"], step=state["step"],
+                optimizer=state["optimizer"], rng=repr(state["rng_state"]),
                 history=repr(net.history))
 
 
@@ -299,8 +300,8 @@ def test_api_is_finite_or_raises_documented_errors(backend, data, tmp_path):
             assert str(error).startswith("validation_split="), str(error)
             assert max(1, round(options["validation_split"] * len(X64))) >= len(X64)
         assert np.isfinite(net.params).all(), f"{outcome}: non-finite weights"
-        assert np.isfinite(net._state).all(), (
-            f"{outcome}: non-finite optimizer state {net._state}")
+        assert np.isfinite(net.state_dict()["optimizer_state"]).all(), (
+            f"{outcome}: non-finite optimizer state {net.state_dict()['optimizer_state']}")
         # Every figure the history kept is finite, the validation loss (measured
         # after the epoch's last step) included: an epoch whose validation loss
         # is not finite raises TrainingDiverged and is not recorded.
@@ -314,7 +315,7 @@ def test_api_is_finite_or_raises_documented_errors(backend, data, tmp_path):
             net.save(path)
             loaded = cymlp.load(path, backend=backend)
             np.testing.assert_array_equal(loaded.params, net.params)
-            np.testing.assert_array_equal(loaded._state, net._state)
+            np.testing.assert_array_equal(loaded.state_dict()["optimizer_state"], net.state_dict()["optimizer_state"])
     count(f"a: finite or documented error [{backend}]", outcome)
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], \
         [str(w.message) for w in caught]
@@ -351,8 +352,8 @@ def test_successful_fit_leaves_a_usable_network(backend, data, tmp_path):
     count(f"a: usable after fit [{backend}]", "fitted")
     assert all(np.isfinite(net.history.val_loss)), (
         f"fit returned normally but history.val_loss = {net.history.val_loss}")
-    assert np.isfinite(net._state).all(), (
-        f"fit returned normally but the optimizer state holds {net._state}")
+    assert np.isfinite(net.state_dict()["optimizer_state"]).all(), (
+        f"fit returned normally but the optimizer state holds {net.state_dict()['optimizer_state']}")
     path = tmp_path / "usable.npz"
     net.save(path)
     np.testing.assert_array_equal(cymlp.load(path, backend=backend).params, net.params)
@@ -399,15 +400,17 @@ def _assert_saves_and_loads_bit_exact(net, X, path, backend):
     net.save(path)
     loaded = cymlp.load(path, backend=backend)
     np.testing.assert_array_equal(loaded.params, net.params)
-    np.testing.assert_array_equal(loaded._state, net._state)
-    np.testing.assert_array_equal(loaded._step, net._step)
+    np.testing.assert_array_equal(loaded.state_dict()["optimizer_state"], net.state_dict()["optimizer_state"])
+    np.testing.assert_array_equal(loaded.state_dict()["step"], net.state_dict()["step"])
     assert repr(loaded.history) == repr(net.history)
     np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
 
 
-_SGD_DIVERGED = (r"^training diverged in epoch 3: the loss, the weights or the optimizer state "
-                 r"became NaN or infinite \(learning rate 1\); try a smaller learning_rate\. "
-                 r"The network was left at the last step that kept them finite\.$")
+# The third step leaves huge but finite weights; the validation loss after
+# it overflows, so the network goes back to the start of epoch 3.
+_SGD_DIVERGED = (r"^training diverged in epoch 3: the validation loss became NaN or infinite; "
+                 r"try a smaller learning_rate\. The network was left as it was at the start "
+                 r"of that epoch\.$")
 
 
 def test_fit_returns_normally_but_predict_gives_nan(backend):
@@ -437,7 +440,7 @@ def test_fit_returns_normally_but_predict_gives_nan(backend):
     np.testing.assert_allclose(history.val_loss, losses[1:], rtol=1e-10, atol=0)
     assert history.learning_rate == [1.0, 1.0] and history.val_accuracy == [0.0, 0.0]
     assert history.accuracy == [0.0, 0.0] and not history.stopped_early
-    np.testing.assert_array_equal(net._step, [2])
+    assert net.state_dict()["step"] == 2
     outputs = net.predict(X)
     assert np.isfinite(outputs).all(), outputs
     np.testing.assert_allclose(outputs, X @ kept[0] @ kept[1], rtol=1e-10, atol=0)
@@ -456,7 +459,7 @@ def test_a_network_whose_fit_returned_can_be_saved(backend, tmp_path):
     with pytest.raises(cymlp.TrainingDiverged, match=_SGD_DIVERGED):
         net.fit(X, Y, **options)
     assert net.history.epochs == 2, net.history
-    assert np.isfinite(net.params).all() and np.isfinite(net._state).all()
+    assert np.isfinite(net.params).all() and np.isfinite(net.state_dict()["optimizer_state"]).all()
     assert all(np.isfinite(history_values(net.history))), net.history
     assert np.isfinite(net.predict(X)).all()
     _assert_saves_and_loads_bit_exact(net, X, tmp_path / "model.npz", backend)
@@ -483,13 +486,14 @@ def test_adam_second_moment_overflow_leaves_a_model_that_cannot_be_loaded(backen
     gradient = 2 * (weight * X[0, 0] - Y[0, 0]) * X[0, 0]      # d(wx - y)**2/dw, in float64
     assert (1 - 0.999) * gradient ** 2 > float(np.finfo(np.float32).max), gradient
     with pytest.raises(cymlp.TrainingDiverged,
-                       match=r"^training diverged in epoch 1: the loss, the weights or the "
-                             r"optimizer state became NaN or infinite \(learning rate 0\.001\)"):
+                       match=r"^training diverged in epoch 1: optimizer step 1 made the loss, the "
+                             r"weights or the optimizer state NaN or infinite \(learning rate 0\.001\).*"
+                             r"left after step 0, the last whose loss was finite\.$"):
         net.fit(X, Y, epochs=1, optimizer="adam", learning_rate=1e-3)
     assert net.history.epochs == 0, net.history
     np.testing.assert_array_equal(net.params, fresh().params)
-    np.testing.assert_array_equal(net._state, np.zeros((2, 1), dtype=np.float32))
-    np.testing.assert_array_equal(net._step, [0])
+    np.testing.assert_array_equal(net.state_dict()["optimizer_state"], np.zeros((2, 1), dtype=np.float32))
+    assert net.state_dict()["step"] == 0
     outputs = net.predict(X)
     assert np.isfinite(outputs).all()
     np.testing.assert_array_equal(outputs, fresh().predict(X))
@@ -528,7 +532,7 @@ def test_a_validation_loss_that_overflows_raises_and_keeps_the_finite_epochs(bac
     np.testing.assert_allclose(history.val_loss, [(1e152 * w) ** 2 for w in weights[1:5]],
                                rtol=1e-12)
     assert all(np.isfinite(history_values(history))), history
-    np.testing.assert_array_equal(net._step, [4])
+    assert net.state_dict()["step"] == 4
     assert np.isfinite(net.predict(X_val)).all()
     _assert_saves_and_loads_bit_exact(net, X_val, tmp_path / "val.npz", backend)
 
@@ -781,13 +785,13 @@ def test_backends_agree_on_training(data):
         losses = np.array([history_c.val_loss, history_n.val_loss])
         assert _close(losses[0], losses[1], arch["dtype"]).all()
         return
-    for values_c, values_n in [(net_c.params, net_n.params), (net_c._state, net_n._state),
+    for values_c, values_n in [(net_c.params, net_n.params), (net_c.state_dict()["optimizer_state"], net_n.state_dict()["optimizer_state"]),
                                (history_c.loss, history_n.loss),
                                (history_c.val_loss, history_n.val_loss)]:
         ok = _close(values_c, values_n, arch["dtype"])
         assert ok.all(), (f"max difference {np.abs(np.subtract(values_c, values_n)).max():.3g}"
                           f"\ncython={values_c}\nnumpy={values_n}")
-    np.testing.assert_array_equal(net_c._step, net_n._step)
+    np.testing.assert_array_equal(net_c.state_dict()["step"], net_n.state_dict()["step"])
     n_rows = len(X64)
     assert np.allclose(history_c.accuracy, history_n.accuracy, atol=1.01 / n_rows, rtol=0)
 
@@ -1010,7 +1014,7 @@ def test_memory_layouts_give_identical_results_and_inputs_are_untouched(backend,
             outcome.append("fitted")
         except cymlp.TrainingDiverged:
             outcome.append("diverged")
-        outcome += [net.params.copy(), net._state.copy(), repr(net.history),
+        outcome += [net.params.copy(), net.state_dict()["optimizer_state"].copy(), repr(net.history),
                     net.predict(X_given)]
         results.append(outcome)
     for expected, found in zip(*results):
