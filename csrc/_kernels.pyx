@@ -492,8 +492,8 @@ cdef extern from *:
            any effect on the weights. (A loop of its own: inside the one     \
            above the test stops GCC from vectorising.) */                     \
         for (Py_ssize_t i = 0; i < n; i++) {                                    \
-            first[i] = fabs(first[i]) >= TINY ? first[i] : (T)0;                \
-            second[i] = second[i] >= TINY ? second[i] : (T)0;                   \
+            first[i] = fabs(first[i]) < TINY ? (T)0 : first[i];                 \
+            second[i] = second[i] < TINY ? (T)0 : second[i];                    \
         }                                                                       \
     }
     CYMLP_ADAM_UPDATE(double, DBL_MIN)
@@ -538,12 +538,12 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
         elif hyperparams[NESTEROV] != 0:
             for i in range(n_params):
                 buffer = momentum * first[i] + grad[i]
-                first[i] = buffer if fabs(buffer) >= tiny else 0
+                first[i] = 0 if fabs(buffer) < tiny else buffer
                 params[i] -= learning_rate * (grad[i] + momentum * first[i])
         else:
             for i in range(n_params):
                 buffer = momentum * first[i] + grad[i]
-                first[i] = buffer if fabs(buffer) >= tiny else 0
+                first[i] = 0 if fabs(buffer) < tiny else buffer
                 params[i] -= learning_rate * first[i]
     elif optimizer_code == ADAM:
         # torch divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the
@@ -737,12 +737,17 @@ cdef class Trainer:
         width = check_layout(layout_view, self.n_params, X.shape[1], Y.shape[1])
         if batch_size < 1 or Y.shape[0] != X.shape[0] or state.shape != (2, self.n_params):
             raise ValueError("batch_size, X, Y or state do not match params")
-        if step < 0:
-            raise ValueError("step must be >= 0")
+        if not 0 <= step < 2 ** 62:
+            raise ValueError("step must be >= 0 and below 2**62")
         self.params, self.layout, self.X, self.Y, self.state = params, layout, X, Y, state
         self.n_layers = layout.shape[0]
         self.n_in = X.shape[1]
         self.loss_code = int(loss)
+        if not 0 <= self.loss_code <= TUTORIAL or not 0 <= int(optimizer.code) <= ADAM:
+            raise ValueError("unknown loss or optimizer code")
+        for l in range(layout.shape[0]):
+            if not 0 <= layout[l, ACTIVATION] <= SOFTMAX:
+                raise ValueError("unknown activation code in layout")
         self.batch_size = batch_size
         self.capacity = max(1, min(batch_size, X.shape[0]))
         self.step = step
@@ -834,6 +839,9 @@ cdef class Trainer:
                 raise ValueError("order holds a row index outside X")
         if stop == start:
             return 0.0, 0, 0
+        if min(self.batch_size, stop - start) > self.capacity:
+            raise ValueError("a batch of this run has more rows than X: the workspace holds "
+                             f"{self.capacity}")
         self.current ^= 1
         if self.rows[self.current].shape[0] < stop - start:
             self.rows[self.current] = numpy.empty(stop - start, dtype=numpy.intp)

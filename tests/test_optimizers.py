@@ -522,3 +522,15 @@ def test_error_messages_show_the_received_value(backend, make_data):
     with pytest.raises(ValueError) as info:
         net.fit(X, Y, weight_decay=-0.5)
     assert re.search(r"-0\.5", str(info.value))
+
+
+def test_a_nan_gradient_is_not_absorbed_by_the_flush_of_the_momentum_buffer():
+    # The flush of tiny momentum values must not turn NaN into 0 (the state
+    # check would then keep a step with a NaN gradient).
+    from cymlp import _numpy_kernels
+    from cymlp._codes import Optimizer
+    params, state = np.array([1.0, 2.0]), np.array([[0.5, 0.5], [0.0, 0.0]])
+    new_params, new_state = _numpy_kernels.optimizer_step(
+        Optimizer.SGD, (0.1, 0.9, False, 0.0, 0.0, 0.0, 0.0), params, np.array([np.nan, 1.0]),
+        state, 1)
+    assert np.isnan(new_params[0]) and np.isnan(new_state[0, 0])

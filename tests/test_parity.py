@@ -9,6 +9,7 @@ import pytest
 
 import cymlp
 from cymlp import MLP, TrainingDiverged
+from cymlp.optim import SGD
 
 if len(cymlp.available_backends()) < 2:
     pytest.skip("parity needs both the compiled and the NumPy backend",
@@ -193,3 +194,52 @@ def test_training_stops_at_the_same_step_when_diverging(dtype, optimizer, batch_
     assert_match(states["cython"]["optimizer_state"], states["numpy"]["optimizer_state"], dtype,
                  "optimizer state")
     assert_match(states["cython"]["params"], states["numpy"]["params"], dtype, "params")
+
+
+def _trainers(layout, X, Y, lr):
+    from cymlp import _kernels, _numpy_kernels
+    trainers = {}
+    for name, module in (("cython", _kernels), ("numpy", _numpy_kernels)):
+        params = np.array([0.5])
+        trainers[name] = (params, module.Trainer(params, layout, 0, X, Y, 1, SGD(lr),
+                                                 np.zeros((2, 1)), 0))
+    return trainers
+
+
+def test_trainers_undo_the_same_steps_run_after_run():
+    # Runs that keep fewer rows than they were given, then a run whose first
+    # row overflows: both trainers must undo the same (kept) step.
+    from cymlp._codes import Activation
+    from cymlp._params import build_layout
+    layout, _ = build_layout([1, 1], [Activation.IDENTITY], False)
+    X = np.array([[1.0], [0.5], [2.0], [1e3]])
+    Y = np.zeros((4, 1))
+    trainers = _trainers(layout, X, Y, 40.0)
+    outcomes = {name: [] for name in trainers}
+    with np.errstate(all="ignore"):
+        for order in ([0, 1, 2] * 30, [3, 0], [0, 1]):
+            for name, (params, trainer) in trainers.items():
+                order_array = np.array(order, dtype=np.intp)
+                result = trainer.run(order_array, 0, len(order_array))
+                outcomes[name].append((result[2], trainer.step, params.copy()))
+    for (done_c, step_c, params_c), (done_n, step_n, params_n) in zip(outcomes["cython"],
+                                                                       outcomes["numpy"]):
+        assert (done_c, step_c) == (done_n, step_n)
+        np.testing.assert_allclose(params_c, params_n, rtol=1e-10)
+    # The set-up: the first run stops short (81 of 90 rows kept, the step
+    # before the overflow undone); the second's first row overflows, so the
+    # first run's last kept step is undone too.
+    assert [(done, step) for done, step, _ in outcomes["numpy"]] == [(81, 81), (-1, 80), (2, 82)]
+
+
+def test_the_compiled_trainer_refuses_a_batch_larger_than_its_workspace():
+    from cymlp import _kernels
+    net = MLP([4, 8, 3], seed=0, backend="cython")
+    X, Y = np.zeros((1, 4)), np.zeros((1, 3))
+    trainer = _kernels.Trainer(net.params, net._layout, net._loss_code, X, Y, 1000,
+                               SGD(0.1), np.zeros((2, net.n_params)), 0)
+    with pytest.raises(ValueError, match="more rows than X"):
+        trainer.run(np.zeros(1000, dtype=np.intp), 0, 1000)
+    with pytest.raises(ValueError, match="unknown loss or optimizer code"):
+        _kernels.Trainer(net.params, net._layout, 17, X, Y, 1, SGD(0.1),
+                         np.zeros((2, net.n_params)), 0)

@@ -50,7 +50,8 @@ def test_state_dict_copies(backend, make_data):
     ("optimizer_state", np.full((2, 51), np.nan), ValueError,
      r"^state\['optimizer_state'\] holds NaN or inf"),
     ("step", -1, ValueError, r"^state\['step'\] must be an integer >= 0"),
-    ("step", 1.5, ValueError, r"^state\['step'\] must be an integer >= 0"),
+    ("step", 1.5, TypeError, r"^state\['step'\] must be an integer >= 0"),
+    ("step", 2 ** 64, ValueError, r"^state\['step'\] must be an integer >= 0 and below 2\*\*62"),
     ("optimizer", "rmsprop", ValueError, r"^state\['optimizer'\] must be None or one of"),
     ("optimizer", ["adam"], ValueError, r"^state\['optimizer'\] must be None or one of"),
     ("rng_state", {"bit_generator": "PCG64"}, ValueError,
@@ -256,3 +257,15 @@ def test_history_copy_and_check():
     history.check()
     with pytest.raises(ValueError, match=r"^history: loss, accuracy and learning_rate"):
         copied.check()
+
+
+def test_a_changed_optimizer_object_is_checked_again(backend, make_data):
+    X, Y = make_data(5, 3, 2)
+    net = MLP([3, 2], seed=0, backend=backend)
+    optimizer = SGD(0.1)
+    optimizer.lr = -1.0
+    with pytest.raises(ValueError, match=r"^lr must be a finite number > 0"):
+        net.fit(X, Y, optimizer=optimizer)
+    optimizer.lr = "0.5"
+    with pytest.raises(TypeError, match=r"^lr must be a real number"):
+        net.fit(X, Y, optimizer=optimizer)

@@ -123,3 +123,20 @@ def test_a_failing_fit_restores_the_count(three_threads, backend):
     with pytest.raises(ValueError, match="^stop$"):
         net.fit(np.zeros((3, 2)), np.zeros((3, 1)), epochs=1, callback=stop)
     assert _threads.current_counts() == three_threads
+
+
+def test_leaving_removes_the_context_s_own_request():
+    # A(1), B(2), C(1) active; C leaves: B's 2 is now the latest request.
+    library = FakeLibrary(3)
+    blas = _threads._BLASThreads([library])
+    a, b, c = blas.limit(1), blas.limit(2), blas.limit(1)
+    a.__enter__()
+    b.__enter__()
+    c.__enter__()
+    assert library.count == 1
+    c.__exit__(None, None, None)
+    assert library.count == 2
+    b.__exit__(None, None, None)
+    assert library.count == 1
+    a.__exit__(None, None, None)
+    assert library.count == 3 and blas.requests == []

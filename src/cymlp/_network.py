@@ -464,6 +464,10 @@ class MLP:
     def state_dict(self) -> dict:
         """Everything that training changes, as plain values and copied arrays.
 
+        Consistent when no fit is running, or from the fit's own thread (its
+        ``callback``); read from another thread during a fit, it may mix two
+        steps.
+
         Returns
         -------
         dict
@@ -517,9 +521,11 @@ class MLP:
         optimizer_state = _state_array(state["optimizer_state"], "optimizer_state", self.dtype,
                                        (2, self.n_params))
         step = state["step"]
-        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) \
-                or step < 0:
-            raise ValueError(f"state['step'] must be an integer >= 0; got {step!r}")
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
+            raise TypeError(f"state['step'] must be an integer >= 0; got {step!r}")
+        if not 0 <= step < 2 ** 62:
+            raise ValueError(f"state['step'] must be an integer >= 0 and below 2**62; "
+                             f"got {step!r}")
         if (optimizer_state[1] < 0).any():
             raise ValueError("state['optimizer_state'][1] (Adam's second moment) must be >= 0")
         name = state["optimizer"]

@@ -221,7 +221,7 @@ def _all_finite(values):
 
 def _flush(values):
     """values with 0 where |values| is below the normal range."""
-    return np.where(np.abs(values) >= np.finfo(values.dtype).tiny, values, 0)
+    return np.where(np.abs(values) < np.finfo(values.dtype).tiny, 0, values)   # NaN stays
 
 
 # ---------------------------------------------------------------- entry points
@@ -244,8 +244,8 @@ class Trainer:
         _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
         if batch_size < 1 or Y.shape[0] != X.shape[0] or state.shape != (2, params.shape[0]):
             raise ValueError("batch_size, X, Y or state do not match params")
-        if step < 0:
-            raise ValueError("step must be >= 0")
+        if not 0 <= step < 2 ** 62:
+            raise ValueError("step must be >= 0 and below 2**62")
         self.params, self.layout, self.X, self.Y, self.state = params, layout, X, Y, state
         self.loss, self.batch_size, self.step = Loss(int(loss)), batch_size, step
         self.optimizer = Optimizer(int(optimizer.code))
@@ -277,6 +277,15 @@ class Trainer:
             return 0.0, 0, 0
         snapshot = (self.params.copy(), self.state.copy(), self.step)
         previous, self._previous = self._previous, (snapshot, rows, self.learning_rate)
+        try:
+            return self._run(rows, snapshot, previous)
+        except BaseException:
+            # Ctrl-C between two of a step's assignments: back to a consistent state.
+            self._restore(*snapshot)
+            self._previous = previous
+            raise
+
+    def _run(self, rows, snapshot, previous):
         loss_sum, correct, done, failed_at, loss_failed = self._steps(rows)
         if failed_at is None:
             return loss_sum, correct, done
@@ -292,12 +301,14 @@ class Trainer:
             keep = (previous_rows.shape[0] - 1) // self.batch_size * self.batch_size
             self._steps(previous_rows[:keep])
             self.learning_rate = rate
-            self._previous = None
+            self._previous = (previous[0], previous_rows[:keep], previous_rate) if keep else None
             return 0.0, 0, keep - previous_rows.shape[0]
         else:
+            self._previous = None
             return 0.0, 0, 0                      # the first batch of the fit: nothing to undo
         self._restore(*snapshot)
         loss_sum, correct, done, _, _ = self._steps(rows[:keep])
+        self._previous = (snapshot, rows[:keep], self.learning_rate) if keep else None
         return loss_sum, correct, done
 
     def evaluate(self, X, Y):

@@ -59,15 +59,16 @@ class _BLASThreads:
         with self.lock:
             if not self.requests:
                 self.saved = self.counts()
-            self.requests.append(n_threads)
+            request = [n_threads]     # this context's own entry, removed by identity
+            self.requests.append(request)
             self._apply([n_threads] * len(self.libraries))
         try:
             yield
         finally:
             with self.lock:
-                self.requests.remove(n_threads)
+                self.requests = [entry for entry in self.requests if entry is not request]
                 if self.requests:
-                    self._apply([self.requests[-1]] * len(self.libraries))
+                    self._apply([self.requests[-1][0]] * len(self.libraries))
                 else:
                     self._apply(self.saved)
 

@@ -289,6 +289,9 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings):
         with blas_threads(session.threads):
             _run_epochs(net, session, history, settings, optimizer.lr, X_val, Y_val, best,
                         epoch_start)
+            if best is not None and history.best_epoch is not None:
+                best.restore()               # the network fit returns is the one checked
+                epoch_start = best
             if history.epochs:
                 try:
                     check_outputs(net, X, Y, history.epochs, epoch_start)
@@ -333,8 +336,8 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
         if best is not None:
             if history.val_loss[-1] < best_loss - settings.min_delta:
                 best_loss, epochs_without_improvement = history.val_loss[-1], 0
+                best.save()                  # before the label: Ctrl-C between them is safe
                 history.best_epoch = epoch + 1
-                best.save()
             else:
                 epochs_without_improvement += 1
                 history.stopped_early = epochs_without_improvement >= settings.patience

@@ -115,7 +115,12 @@ def make_optimizer(optimizer, learning_rate=UNSET, momentum=UNSET, nesterov=UNSE
             raise ValueError(f"{given[0]} cannot be combined with an optimizer object; "
                              f"set it on the object instead, e.g. {type(optimizer).__name__}"
                              f"(lr=...)")
-        return optimizer
+        # A fresh, checked copy: the attributes of the object may have been changed.
+        if isinstance(optimizer, SGD):
+            return SGD(optimizer.lr, optimizer.momentum, optimizer.nesterov,
+                       optimizer.weight_decay)
+        return Adam(optimizer.lr, (optimizer.beta1, optimizer.beta2), optimizer.eps,
+                    optimizer.weight_decay)
     if not isinstance(optimizer, str):
         raise TypeError("optimizer must be 'sgd', 'adam' or a cymlp.optim.SGD/Adam object; "
                         f"got {optimizer!r}")
