@@ -280,9 +280,7 @@ class Trainer:
         try:
             return self._run(rows, snapshot, previous)
         except BaseException:
-            # Ctrl-C between two of a step's assignments: back to a consistent state.
-            self._restore(*snapshot)
-            self._previous = previous
+            self._previous = None   # an interrupted run is no base for undoing
             raise
 
     def _run(self, rows, snapshot, previous):
@@ -315,6 +313,24 @@ class Trainer:
         """(summed loss, rows classified correctly) of the network now on ``(X, Y)``."""
         return evaluate(self.params, self.layout, self.loss, X, Y,
                         block_rows(self.layout, X.shape[0]))
+
+    def _commit(self, params, state, step):
+        """Take a step: params, state and step count, all or none of them.
+
+        Each assignment can be repeated, so a Ctrl-C between two of them is
+        answered by making them all before it propagates.
+        """
+        try:
+            self.params[...] = params
+            if state is not self.state:
+                self.state[...] = state
+            self.step = step
+        except BaseException:
+            self.params[...] = params
+            if state is not self.state:
+                self.state[...] = state
+            self.step = step
+            raise
 
     def _restore(self, params, state, step):
         self.params[...] = params
@@ -350,10 +366,7 @@ class Trainer:
             if not (_all_finite(params) and (state is self.state or _all_finite(state))):
                 failed_at = begin
                 break
-            self.params[...] = params
-            if state is not self.state:
-                self.state[...] = state
-            self.step += 1
+            self._commit(params, state, self.step + 1)
             outputs_seen[begin:begin + count] = outputs[-1]
             loss_sum += batch_loss
             done += count
