@@ -1,12 +1,16 @@
 """Shared fixtures: every behaviour test runs on every available backend."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
 from scipy.special import logsumexp
 
 import cymlp
+
+# tests/_helpers.py, shared by several test modules, sits beside this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # CYMLP_BACKEND=numpy (or cython) runs the suite on that backend alone, as a
 # user with that setting would; unset or "auto", on every available backend.

@@ -20,11 +20,11 @@ checked exactly.
 import gc
 import os
 import sys
-import types
 import weakref
 
 import numpy as np
 import pytest
+from _helpers import owned_arrays
 
 import cymlp
 from cymlp import MLP
@@ -72,36 +72,6 @@ def growth_over_cycles(cycle, cycles=CYCLES, warm_up=WARM_UP, every=SAMPLE_EVERY
     indices, resident, blocks = zip(*samples)
     return (median_slope(indices, resident), median_slope(indices, blocks),
             resident[-1] - resident[0])
-
-
-def _root(array):
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
-def owned_arrays(obj, inputs=(), depth=4):
-    """The arrays ``obj`` holds that it allocated itself: every ndarray reachable
-    from it through ``gc.get_referents`` (its attributes, and the containers and
-    objects they hold, ``depth`` levels down) whose memory is not that of one of
-    ``inputs``, one entry per underlying buffer."""
-    passed = {id(_root(array)) for array in inputs if isinstance(array, np.ndarray)}
-    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
-    found, seen, frontier = {}, {id(obj)}, [obj]
-    for _ in range(depth):
-        reached = []
-        for holder in frontier:
-            for item in gc.get_referents(holder):
-                if id(item) in seen or isinstance(item, skip):
-                    continue
-                seen.add(id(item))
-                if isinstance(item, np.ndarray):
-                    if id(_root(item)) not in passed:
-                        found[id(_root(item))] = _root(item)
-                else:
-                    reached.append(item)
-        frontier = reached
-    return list(found.values())
 
 
 def recording_trainer(kernels, record):

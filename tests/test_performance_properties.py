@@ -10,10 +10,10 @@ import math
 import os
 import threading
 import tracemalloc
-import types
 
 import numpy as np
 import pytest
+from _helpers import owned_arrays
 
 import cymlp
 from cymlp import MLP, _params, _threads, _training
@@ -24,35 +24,6 @@ def data(n_samples=600, n_features=64, n_outputs=10, seed=0, dtype=np.float64):
     X = rng.random((n_samples, n_features)).astype(dtype)
     Y = np.eye(n_outputs, dtype=dtype)[rng.integers(0, n_outputs, n_samples)]
     return X, Y
-
-
-def owned_arrays(obj, inputs, depth=4):
-    """The arrays ``obj`` holds that it allocated itself: every ndarray reachable
-    from it through ``gc.get_referents`` (its attributes, and the containers and
-    objects they hold, ``depth`` levels down) whose memory is not that of one of
-    ``inputs``, one entry per underlying buffer."""
-    def root(array):
-        while isinstance(array.base, np.ndarray):
-            array = array.base
-        return array
-
-    passed = {id(root(array)) for array in inputs if isinstance(array, np.ndarray)}
-    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
-    found, seen, frontier = {}, {id(obj)}, [obj]
-    for _ in range(depth):
-        reached = []
-        for holder in frontier:
-            for item in gc.get_referents(holder):
-                if id(item) in seen or isinstance(item, skip):
-                    continue
-                seen.add(id(item))
-                if isinstance(item, np.ndarray):
-                    if id(root(item)) not in passed:
-                        found[id(root(item))] = root(item)
-                else:
-                    reached.append(item)
-        frontier = reached
-    return list(found.values())
 
 
 class AllocationMeter:
