@@ -1,29 +1,34 @@
-"""Compare cymlp with NumPy, PyTorch and scikit-learn on the speed workloads.
+"""Compare cymlp with its peers (numba, JAX, PyTorch, scikit-learn, NumPy) on the speed workloads.
 
     python benchmarks/compare.py [--dtype float64|float32|both] [--seconds 0.5]
-                                 [--only "cymlp cython"] [--json rates.json]
+                                 [--only "cymlp cython"] [--json rates.json] [--cpu 0]
 
-Prints one table per dtype: samples per second for every implementation
-installed (PyTorch and scikit-learn are optional), and each one's ratio to
-``cymlp cython``. Everything runs on one thread, in one process, so the
-ratios compare like with like on this machine. "numpy gemm only" times just
-the matrix products of the same work with NumPy's matmul: the ceiling.
+Prints one table per dtype: samples per second and microseconds per sample
+for every implementation, and each one's time over cymlp's compiled
+backend's ("time / cymlp": above 1, cymlp is faster). Implementations whose
+library is not installed are listed with a note. Everything runs on one
+thread, pinned to one core (``--cpu``), in one process, so the ratios
+compare like with like on this machine. "numpy gemm only" times just the
+matrix products of the same work with NumPy's matmul: the ceiling.
+``test_peer_agreement.py`` checks that the peers compute cymlp's weights.
 """
 
 import argparse
 import json
 import os
+import platform
 import sys
 import time
+from importlib import metadata
 
-# One thread for every BLAS and for PyTorch, set before any of them loads.
-for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+# One thread for every BLAS, numba, XLA and OpenMP, set before any of them loads.
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "NUMBA_NUM_THREADS"):
     os.environ[variable] = "1"
+os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import workloads  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+RATIO = "time / cymlp"
 
 
 def best_time(run, seconds):
@@ -48,35 +53,109 @@ def main(argv=None):
                              "'cymlp cython'")
     parser.add_argument("--json", metavar="PATH",
                         help="also write {dtype: {workload: {implementation: samples/s}}}")
+    parser.add_argument("--cpu", type=int, default=0,
+                        help="the core to run on (default 0); every thread of the process "
+                             "stays there")
     args = parser.parse_args(argv)
-    print(blas_summary())
+    pinned = pin_to(args.cpu)
+    # Imported only now, so that every thread they start is on that core.
+    import numpy as np
+
+    sys.path.insert(0, HERE)
+    import workloads
     try:
         import torch
         torch.set_num_threads(1)
     except ImportError:
         pass
+    print(blas_summary())
+    print(versions())
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; {pinned}")
+    print(f"{RATIO}: the implementation's time for the same work over cymlp cython's "
+          "(above 1: cymlp is faster)")
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
     measured = {}
     for dtype_name in dtypes:
         dtype = np.dtype(dtype_name).type
-        print(f"\n{dtype_name}, one thread ({os.cpu_count()} cores on this machine)")
-        print(f"{'workload':<42}{'implementation':<18}{'samples/s':>14}{'vs cymlp':>10}")
-        for workload, entries in workloads.runners(dtype, args.only).items():
-            rates = {name: n / best_time(run, args.seconds) for name, (run, n) in entries.items()}
+        print(f"\n{dtype_name}, one thread")
+        print(f"{'workload':<42}{'implementation':<17}{'samples/s':>12}{'µs/sample':>11}"
+              f"{RATIO:>14}  note")
+        for workload in list(workloads.TRAINING) + list(workloads.INFERENCE):
+            rates = measure(workloads, workload, dtype, args)
             measured.setdefault(dtype_name, {})[workload] = rates
-            reference = rates.get("cymlp cython")
-            for name, rate in rates.items():
-                ratio = f"{reference / rate:9.1f}x" if reference else ""
-                print(f"{workload:<42}{name:<18}{rate:>14,.0f}{ratio:>10}")
-            if workload in workloads.TRAINING and "numpy gemm only" in rates and reference:
-                sizes, batch_size, n_samples, _ = workloads.TRAINING[workload]
-                flops = workloads.training_flops(sizes, batch_size, 1)
-                print(f"{'':<42}GFLOP/s: cymlp {reference * flops / 1e9:.1f}, "
-                      f"gemm only {rates['numpy gemm only'] * flops / 1e9:.1f} "
-                      f"({100 * reference / rates['numpy gemm only']:.0f}% of the ceiling)")
+            gemm_line(workloads, workload, rates)
     if args.json:
         with open(args.json, "w") as file:
             json.dump(measured, file, indent=1)
+
+
+def measure(workloads, workload, dtype, args):
+    """Time and print every implementation of one workload; {implementation: samples/s}."""
+    rates, reference = {}, None
+    for name in workloads.IMPLEMENTATIONS:
+        if args.only is not None and name not in args.only:
+            continue
+        entry = workloads.runner(workload, name, dtype)
+        if entry is None:
+            continue
+        if entry.run is None:
+            print(f"{workload:<42}{name:<17}{'-':>12}{'-':>11}{'-':>14}  {entry.note}")
+            continue
+        seconds = best_time(entry.run, args.seconds)
+        rates[name] = entry.n_samples / seconds
+        if name == "cymlp cython":
+            reference = seconds
+        ratio = f"{seconds / reference:.2f}x" if reference else ""
+        print(f"{workload:<42}{name:<17}{rates[name]:>12,.0f}"
+              f"{1e6 * seconds / entry.n_samples:>11.2f}{ratio:>14}  {entry.note}".rstrip(),
+              flush=True)
+    return rates
+
+
+def gemm_line(workloads, workload, rates):
+    """For the mini-batch workloads: cymlp's GFLOP/s against NumPy's matmul alone."""
+    if workload not in workloads.TRAINING or not {"numpy gemm only", "cymlp cython"} <= set(rates):
+        return
+    sizes, batch_size, _, _ = workloads.TRAINING[workload]
+    flops = workloads.training_flops(sizes, batch_size, 1)
+    reference, ceiling = rates["cymlp cython"], rates["numpy gemm only"]
+    print(f"{'':<42}GFLOP/s: cymlp {reference * flops / 1e9:.1f}, "
+          f"gemm only {ceiling * flops / 1e9:.1f} ({100 * reference / ceiling:.0f}% of the ceiling)")
+
+
+def pin_to(cpu):
+    """Pin this process (and every thread it starts from now on) to one core."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned (no sched_setaffinity here)"
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        raise SystemExit(f"--cpu {cpu}: this process may run on cores {sorted(allowed)} only")
+    os.sched_setaffinity(0, {cpu})
+    return f"pinned to core {cpu}"
+
+
+def versions():
+    """Versions of the libraries compared (without importing those that are not loaded yet)."""
+    import cymlp
+
+    found = [f"cymlp {cymlp.__version__}"]
+    for name in ("numpy", "scipy", "numba", "jax", "jaxlib", "torch", "scikit-learn"):
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return f"Python {platform.python_version()}; " + ", ".join(found)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def blas_summary():

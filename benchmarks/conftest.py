@@ -1,14 +1,18 @@
 """Shared fixtures of the benchmark suite (run: pytest benchmarks --benchmark-only).
 
-Every benchmark runs BLAS on one thread (set here, before NumPy loads), so
-ratios compare implementations rather than thread pools.
+Every benchmark runs BLAS, numba and XLA on one thread (set here, before
+any of them loads), so ratios compare implementations rather than thread
+pools; ``torch_one_thread`` does the same for PyTorch.
 """
 
 import os
 import sys
 
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                  "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1")
 # workloads.py, shared with compare.py, sits beside this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -18,6 +22,20 @@ import pytest  # noqa: E402
 import cymlp  # noqa: E402
 
 BACKENDS = ["cython", "numpy"]
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """PyTorch on one thread for the module's tests (when it is installed)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,35 +1,29 @@
-"""The speed suite: cymlp against NumPy, PyTorch and scikit-learn, one thread.
+"""The speed suite: cymlp against its peers (numba, JAX, PyTorch, scikit-learn, NumPy), one thread.
 
 Groups are workloads (per dtype), so the implementations sit side by side;
-PyTorch and scikit-learn entries are skipped when those are not installed.
-``python benchmarks/compare.py`` prints the same comparison as one table.
+an implementation whose library is not installed is skipped, and says so.
+``python benchmarks/compare.py`` prints the same comparison as one table,
+and ``test_peer_agreement.py`` checks that the peers compute cymlp's weights.
 """
 
 import numpy as np
 import pytest
 import workloads
 
-
-@pytest.fixture(scope="module", autouse=True)
-def torch_one_thread():
-    try:
-        import torch
-    except ImportError:
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
-@pytest.mark.parametrize("implementation", workloads.IMPLEMENTATIONS)
+@pytest.mark.parametrize("implementation", list(workloads.IMPLEMENTATIONS))
 @pytest.mark.parametrize("workload", list(workloads.TRAINING) + list(workloads.INFERENCE))
 def test_speed(benchmark, workload, implementation, dtype):
     entry = workloads.runner(workload, implementation, dtype)
     if entry is None:
-        pytest.skip(f"{implementation} is not installed or does not apply here")
-    run, n_samples = entry
+        pytest.skip(f"{implementation} does not run {workload}")
+    if entry.run is None:
+        pytest.skip(entry.note)
     benchmark.group = f"{workload} {np.dtype(dtype).name}"
-    benchmark.extra_info["samples"] = n_samples
+    benchmark.extra_info["samples"] = entry.n_samples
+    if entry.note:
+        benchmark.extra_info["note"] = entry.note
     benchmark.name = implementation
-    benchmark(run)
+    benchmark(entry.run)
