@@ -645,3 +645,45 @@ def test_divergence_does_not_depend_on_how_epochs_are_cut_into_chunks(backend, m
     np.testing.assert_array_equal(whole[1]["optimizer_state"], one_batch_each[1]["optimizer_state"])
     assert whole[2] == one_batch_each[2]
     assert whole[2].epochs == int(whole[0].split("epoch ")[1].split(":")[0]) - 1
+
+
+def test_output_check_bound_decides_as_the_column_sum_bound():
+    """The loose bound (every |w| the largest) never passes a network the tight one fails.
+
+    Both written out here from their definitions: what enters a layer times
+    its largest column sum of |W| (loose: n_in times the largest |w| of the
+    network), plus its largest |b| (loose: that largest |w|). Among the
+    networks tried, some are passed only by the tight bound.
+    """
+    from cymlp._training import OutputCheck
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 6))
+    Y = np.eye(3)[rng.integers(0, 3, 20)]
+    passed_only_by_the_tight_bound = 0
+    for dtype, activation in [(np.float32, "relu"), (np.float32, "tanh"), (np.float64, "relu")]:
+        for scale in 10.0 ** np.arange(0, 36, 0.5):
+            net = MLP([6, 9, 7, 3], activation=activation, output_activation="softmax",
+                      loss="cross_entropy", dtype=dtype, seed=1)
+            net.params[...] = rng.normal(size=net.n_params) * scale
+            check = OutputCheck(net, X.astype(dtype), Y.astype(dtype))
+            bounds = []
+            with np.errstate(over="ignore", invalid="ignore"):
+                largest_weight = float(np.abs(net.params).max())
+                for loose in (True, False):
+                    entering, bound = float(np.abs(X.astype(dtype)).max()), 0.0
+                    for layer, weights in enumerate(net.weights):
+                        if loose:
+                            pre = entering * weights.shape[0] * largest_weight + largest_weight
+                        else:
+                            pre = (entering * float(np.abs(weights).sum(axis=0).max())
+                                   + float(np.abs(net.biases[layer]).max()))
+                        bound = max(bound, pre)
+                        bounded = net.activations[layer] in ("tanh", "softmax")
+                        entering = 1.0 if bounded else pre
+                    bounds.append(bound if math.isfinite(bound) else math.inf)
+            loose, tight = bounds
+            assert (check.output_bound() < check.safe) == (tight < check.safe)
+            assert loose >= tight
+            passed_only_by_the_tight_bound += tight < check.safe <= loose
+    assert passed_only_by_the_tight_bound > 0

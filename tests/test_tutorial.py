@@ -262,3 +262,41 @@ def test_tutorial_script_runs_unchanged_with_the_import(backend, tmp_path):
     assert outputs[0] == outputs[1]
     assert "Epoch: 100, Accuracy: 100.00%" in outputs[1]
     assert outputs[1].rstrip().endswith("Predicted Letter: B")
+
+
+def _tutorial_process_module():
+    """benchmarks/tutorial_process.py, whose two scripts the tutorial benchmark times."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "tutorial_process.py"
+    spec = importlib.util.spec_from_file_location("tutorial_process", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("seed, epochs", [(42, 30), (3, 150)])
+def test_tutorial_process_prints_byte_for_byte_what_the_tutorial_prints(backend, tmp_path,
+                                                                          seed, epochs):
+    """The tutorial as a whole script, default print options: the same bytes on stdout.
+
+    The scripts are the benchmark's (benchmarks/tutorial_process.py): the
+    tutorial's own NumPy definitions, and the same script with them replaced
+    by ``from cymlp.tutorial import *``.
+    """
+    import os
+
+    scripts = _tutorial_process_module().write_scripts(str(tmp_path), epochs, seed=seed)
+    outputs = []
+    for script in scripts:
+        result = subprocess.run([sys.executable, script], capture_output=True, timeout=120,
+                                env={**os.environ, "CYMLP_BACKEND": backend})
+        assert result.returncode == 0, result.stderr.decode()
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    lines = outputs[1].decode().splitlines()
+    assert lines[:epochs] == [line for line in lines if line.startswith("Epoch: ")]
+    assert lines[epochs - 1].startswith(f"Epoch: {epochs}, Accuracy: ")
+    assert lines[epochs].startswith("Trained w1: [[")
+    assert lines[-1] == "Predicted Letter: A"

@@ -9,9 +9,28 @@
 import os
 from typing import Optional, Union
 
-from . import datasets, optim, schedules
 from ._backend import BackendWarning, available_backends
 from ._network import MLP, History, TrainingDiverged
+
+__version__ = "0.1.0"
+__all__ = ["MLP", "History", "TrainingDiverged", "BackendWarning", "available_backends", "load",
+           "datasets", "optim", "schedules", "__version__"]
+
+# Submodules imported on first use (``cymlp.datasets``, ``from cymlp import
+# datasets``): the kernels, the letters and their generator cost a script
+# only when it uses them. (``optim`` and ``schedules`` come with MLP.)
+_SUBMODULES = ("datasets", "optim", "schedules")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")   # also binds it here
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def load(path: Union[str, "os.PathLike[str]"], backend: Optional[str] = None) -> MLP:
@@ -39,7 +58,3 @@ def load(path: Union[str, "os.PathLike[str]"], backend: Optional[str] = None) ->
     """
     from ._io import load_network
     return load_network(path, backend=backend)[0]
-
-__version__ = "0.1.0"
-__all__ = ["MLP", "History", "TrainingDiverged", "BackendWarning", "available_backends", "load",
-           "datasets", "optim", "schedules", "__version__"]

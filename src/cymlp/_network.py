@@ -5,18 +5,21 @@
 training to ``cymlp/_training.py``, which drives a backend ``Trainer``.
 """
 
+from __future__ import annotations
+
 import contextlib
-import copy
 import math
 import numbers
 import operator
 import os
 import threading
 from collections.abc import Sequence as SequenceABC
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike
+
+if TYPE_CHECKING:   # numpy.typing costs an import; the annotations are not evaluated
+    from numpy.typing import ArrayLike, DTypeLike
 
 from . import _params
 from ._backend import resolve_backend
@@ -31,7 +34,7 @@ from ._codes import (
     Optimizer,
     classify,
 )
-from ._threads import blas_threads, threads_for
+from ._threads import blas_threads_for
 from ._training import FitSettings, History, TrainingDiverged
 from ._training import fit as _fit
 from ._validation import (
@@ -454,7 +457,7 @@ class MLP:
         if X.shape[0] == 0:
             raise ValueError("X must have at least one row")
         grad = np.empty_like(self._params)
-        with blas_threads(threads_for(self._layout, X.shape[0], self.n_threads)):
+        with blas_threads_for(self._layout, X.shape[0], self.n_threads):
             loss = self._kernels.loss_and_grad(self._params, self._layout, self._loss_code, X,
                                                Y, grad)
         return loss, grad
@@ -480,6 +483,8 @@ class MLP:
             ``fraction`` and ``rows``) and ``history`` (a copy of the last
             ``History``). ``load_state_dict`` puts them back.
         """
+        import copy  # only here: an import less for every script
+
         kind = self._optimizer_kind
         validation = self._validation_rows
         return {
@@ -622,7 +627,7 @@ class MLP:
         X = self._check_inputs(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         rows = _params.block_rows(self._layout, X.shape[0])
-        with blas_threads(threads_for(self._layout, rows, self.n_threads)):
+        with blas_threads_for(self._layout, rows, self.n_threads):
             self._kernels.forward(self._params, self._layout, X, out, rows)
         return out
 
@@ -676,7 +681,7 @@ class MLP:
     def _evaluate(self, X, Y):
         X, Y = self._check_data(X, Y)
         rows = _params.block_rows(self._layout, X.shape[0])
-        with blas_threads(threads_for(self._layout, rows, self.n_threads)):
+        with blas_threads_for(self._layout, rows, self.n_threads):
             return self._kernels.evaluate(self._params, self._layout, self._loss_code, X, Y,
                                           rows)
 

@@ -11,7 +11,14 @@ threads share it: one lock guards a list of the active requests. The first
 context saves the counts it found, the most recent active request is what
 runs, and when the last context leaves, the saved counts come back, whatever
 order the threads leave in. A count that is already right is not set again
-(setting costs more than reading).
+(setting costs more than reading), and a request that leaves the running
+count as it is (nested in one for the same count, or leaving while another
+is the latest) does not read it either.
+
+The libraries are looked up (which loads threadpoolctl and SciPy's BLAS) the
+first time a limit is needed. A call whose products are all too small for
+BLAS (``reaches_blas``) records its request without looking them up, so
+training a small network loads neither.
 
 OpenBLAS 0.3.30 ignores ``openblas_set_num_threads`` called from a thread
 other than the main one once the main thread has set a count, so a limit
@@ -30,71 +37,128 @@ import threading
 # 784-512-10 at batch 128 (51 M) 1.55x. The switch sits between 1 M and 4 M.
 SINGLE_THREAD_BELOW = 1 << 21
 
+# Multiply-adds per product below which no thread count can matter: the
+# compiled kernels compute such products in plain loops, never in BLAS
+# (``SMALL_GEMM`` in csrc/_kernels.pyx), and BLAS libraries run them on one
+# thread whatever their setting (OpenBLAS: below 65536 * 4 for gemm).
+NO_BLAS_BELOW = 256
+
+
+def _find_libraries():
+    """The BLAS library controllers of the process (loads SciPy's BLAS and threadpoolctl)."""
+    # Load SciPy's BLAS (the compiled kernels' one) so threadpoolctl finds it.
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+    return [library for library in ThreadpoolController().lib_controllers
+            if library.user_api == "blas"]
+
 
 class _BLASThreads:
-    """The BLAS libraries of the process and the active thread-count requests."""
+    """The BLAS libraries of the process and the active thread-count requests.
+
+    ``libraries`` None: found on first need (scanning them costs ~1 ms, and
+    loading threadpoolctl and SciPy's BLAS much more), which a request whose
+    products never reach BLAS does not count as: it is recorded, and applied
+    if and when something else finds the libraries while it is active.
+    """
 
     def __init__(self, libraries=None):
-        if libraries is None:
-            # Load SciPy's BLAS (the compiled kernels' one) so threadpoolctl finds it.
-            import scipy.linalg.cython_blas  # noqa: F401
-            from threadpoolctl import ThreadpoolController
-            libraries = [library for library in ThreadpoolController().lib_controllers
-                         if library.user_api == "blas"]
-        self.libraries = libraries
+        self._libraries = libraries
         self.lock = threading.Lock()
         self.requests = []
         self.saved = []
 
+    @property
+    def libraries(self):
+        with self.lock:
+            return self._found()
+
+    def _found(self):
+        # The lock is held. Requests made before the libraries were known
+        # take effect now, and the counts found are the ones to restore.
+        if self._libraries is None:
+            self._libraries = _find_libraries()
+            if self.requests:
+                self.saved = self._counts()
+                self._apply([self.requests[-1][0]] * len(self._libraries))
+        return self._libraries
+
     def counts(self):
-        return [library.get_num_threads() for library in self.libraries]
+        with self.lock:
+            self._found()
+            return self._counts()
+
+    def _counts(self):
+        return [library.get_num_threads() for library in self._libraries]
 
     def _apply(self, counts):
-        for library, count in zip(self.libraries, counts):
+        for library, count in zip(self._libraries, counts):
             if library.get_num_threads() != count:
                 library.set_num_threads(count)
 
     @contextlib.contextmanager
-    def limit(self, n_threads):
+    def limit(self, n_threads, needed=True):
         with self.lock:
-            if not self.requests:
-                self.saved = self.counts()
+            if needed:
+                self._found()
+            known = self._libraries is not None
+            if known and not self.requests:
+                self.saved = self._counts()
+            running = self.requests[-1][0] if self.requests else None
             request = [n_threads]     # this context's own entry, removed by identity
             self.requests.append(request)
-            self._apply([n_threads] * len(self.libraries))
+            if known and running != n_threads:   # (a nested equal request changes nothing)
+                self._apply([n_threads] * len(self._libraries))
         try:
             yield
         finally:
             with self.lock:
+                was_running = self.requests[-1] is request
                 self.requests = [entry for entry in self.requests if entry is not request]
-                if self.requests:
-                    self._apply([self.requests[-1][0]] * len(self.libraries))
-                else:
-                    self._apply(self.saved)
+                if self._libraries is not None:
+                    if not self.requests:
+                        self._apply(self.saved)
+                    elif was_running and self.requests[-1][0] != n_threads:
+                        self._apply([self.requests[-1][0]] * len(self._libraries))
 
 
-_blas = None
-_blas_lock = threading.Lock()
+_blas = _BLASThreads()
 
 
 def _get_blas():
-    global _blas
-    with _blas_lock:
-        if _blas is None:
-            _blas = _BLASThreads()     # scanning the loaded libraries costs ~1 ms: once
-        return _blas
+    return _blas
 
 
 def current_counts():
     """Thread counts of the BLAS libraries loaded in the process (for tests)."""
-    return _get_blas().counts()
+    return _blas.counts()
 
 
-def blas_threads(n_threads):
-    """A context manager that lets BLAS use ``n_threads`` threads (None: unchanged)."""
+def blas_threads(n_threads, needed=True):
+    """A context manager that lets BLAS use ``n_threads`` threads (None: unchanged).
+
+    ``needed=False`` when no product of the call reaches BLAS
+    (``reaches_blas``): then the limit does not load the BLAS libraries to
+    apply itself (a small network never needs SciPy's BLAS or threadpoolctl).
+    """
     if n_threads is None:
         return contextlib.nullcontext()
-    return _get_blas().limit(n_threads)
+    return _blas.limit(n_threads, needed)
+
+
+def blas_threads_for(layout, rows, n_threads):
+    """``blas_threads`` for products of ``rows`` rows through ``layout`` (``threads_for``)."""
+    return blas_threads(threads_for(layout, rows, n_threads), reaches_blas(layout, rows))
+
+
+def _largest_product(layout, rows):
+    """Multiply-adds of the largest product of ``rows`` rows through one layer."""
+    return int((layout[:, 0] * layout[:, 1]).max()) * int(rows)
+
+
+def reaches_blas(layout, rows):
+    """Whether a product of ``rows`` rows through ``layout`` is large enough for BLAS."""
+    return _largest_product(layout, rows) >= NO_BLAS_BELOW
 
 
 def threads_for(layout, rows, n_threads):
@@ -105,8 +169,7 @@ def threads_for(layout, rows, n_threads):
     positive number is taken as it is.
     """
     if n_threads is None:
-        largest = int((layout[:, 0] * layout[:, 1]).max()) * rows
-        return 1 if largest < SINGLE_THREAD_BELOW else None
+        return 1 if _largest_product(layout, rows) < SINGLE_THREAD_BELOW else None
     if n_threads == -1:
         return os.cpu_count() or 1
     return n_threads

@@ -23,8 +23,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ._params import block_rows
-from ._threads import blas_threads, threads_for
+from ._params import N_OUT, block_rows, layer_views
+from ._threads import blas_threads, blas_threads_for, reaches_blas, threads_for
 
 # Time per trainer call: short enough that Ctrl-C and progress come back
 # quickly, long enough that the call overhead is invisible. (Only the
@@ -177,9 +177,11 @@ class Session:
     """One backend ``Trainer`` for ``net`` on ``(X, Y)``, run epoch by epoch.
 
     ``MLP.fit`` and the scikit-learn estimators train through it. The
-    network's training lock must be held while it is used. Each epoch is cut
-    into chunks of whole batches sized to take about ``CHUNK_SECONDS``, so
-    that Ctrl-C is honoured quickly while the call overhead stays invisible.
+    network's training lock and the session's BLAS thread limit
+    (``limit_threads``) must be held while it is used (``open_session``
+    holds both). Each epoch is cut into chunks of whole batches sized to take
+    about ``CHUNK_SECONDS``, so that Ctrl-C is honoured quickly while the
+    call overhead stays invisible.
 
     Parameters
     ----------
@@ -191,7 +193,7 @@ class Session:
         Starts fresh optimizer state when its kind differs from the last fit's.
     check_outputs : bool, default=False
         After each epoch, check that the network's outputs on the training
-        rows are finite (``check_outputs``), for callers whose every epoch may
+        rows are finite (``OutputCheck``), for callers whose every epoch may
         be the last one (``MLP.fit`` checks once, at its end).
     """
 
@@ -199,13 +201,20 @@ class Session:
         net._start_optimizer(optimizer)
         self.net, self.X, self.Y, self.batch_size = net, X, Y, batch_size
         self.epoch_start = _Snapshot(net) if check_outputs else None
+        self.output_check = OutputCheck(net, X, Y) if check_outputs else None
         self.trainer = net._kernels.Trainer(net._params, net._layout, net._loss_code, X, Y,
                                             batch_size, optimizer, net._optimizer_state,
                                             net._step)
-        self.threads = threads_for(net._layout, min(batch_size, X.shape[0]), net.n_threads)
+        rows = min(batch_size, X.shape[0])
+        self.threads = threads_for(net._layout, rows, net.n_threads)
+        self.needs_blas = reaches_blas(net._layout, rows)
         self.in_order = np.arange(X.shape[0])
         self.shuffled = np.empty_like(self.in_order)
         self.chunk_rows = batch_size * max(1, FIRST_CHUNK_ROWS // batch_size)
+
+    def limit_threads(self):
+        """The BLAS thread limit of the training steps, as a context manager."""
+        return blas_threads(self.threads, self.needs_blas)
 
     @property
     def learning_rate(self):
@@ -221,34 +230,34 @@ class Session:
 
         Raises TrainingDiverged, leaving the network after the last good step.
         """
-        order, trainer = self.in_order, self.trainer
+        order, trainer, net = self.in_order, self.trainer, self.net
+        n_rows = order.shape[0]
         if self.epoch_start is not None:
             self.epoch_start.save()
         if shuffle:
             # In place, the same draws as self.net._rng.permutation(n).
             order = self.shuffled
             np.copyto(order, self.in_order)
-            self.net._rng.shuffle(order)
+            net._rng.shuffle(order)
         loss_sum, n_correct, start = 0.0, 0, 0
-        with blas_threads(self.threads):
-            while start < order.shape[0]:
-                stop = min(order.shape[0], start + self.chunk_rows)
-                started = perf_counter()
-                try:
-                    chunk_loss, chunk_correct, rows_done = trainer.run(order, start, stop)
-                finally:
-                    self.net._step = trainer.step
-                self._adapt_chunk(perf_counter() - started)
-                loss_sum += chunk_loss
-                n_correct += chunk_correct
-                if rows_done < stop - start:
-                    # rows_done < 0: the step undone was the previous chunk's last,
-                    # which belongs to the previous epoch when this chunk is the first.
-                    raise self._diverged(epoch - 1 if rows_done < 0 and start == 0 else epoch)
-                start = stop
-            if self.epoch_start is not None:
-                check_outputs(self.net, self.X, self.Y, epoch, self.epoch_start)
-        return loss_sum / order.shape[0], n_correct / order.shape[0]
+        while start < n_rows:
+            stop = min(n_rows, start + self.chunk_rows)
+            started = perf_counter()
+            try:
+                chunk_loss, chunk_correct, rows_done = trainer.run(order, start, stop)
+            finally:
+                net._step = trainer.step
+            self._adapt_chunk(perf_counter() - started)
+            loss_sum += chunk_loss
+            n_correct += chunk_correct
+            if rows_done < stop - start:
+                # rows_done < 0: the step undone was the previous chunk's last,
+                # which belongs to the previous epoch when this chunk is the first.
+                raise self._diverged(epoch - 1 if rows_done < 0 and start == 0 else epoch)
+            start = stop
+        if self.output_check is not None:
+            self.output_check(epoch, self.epoch_start)
+        return loss_sum / n_rows, n_correct / n_rows
 
     def _diverged(self, epoch):
         error = TrainingDiverged(
@@ -273,7 +282,7 @@ def open_session(net, X, Y, batch_size, optimizer, check_outputs=False):
     """A ``Session`` on ``net`` with its training lock and its BLAS thread limit held."""
     with net._exclusive("fit"):
         session = Session(net, X, Y, batch_size, optimizer, check_outputs=check_outputs)
-        with blas_threads(session.threads):
+        with session.limit_threads():
             yield session
 
 
@@ -284,9 +293,7 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings):
     best = _Snapshot(net) if settings.early_stopping else None
     epoch_start = _Snapshot(net)
     try:
-        # For the whole fit, callbacks included (run_epoch also holds it, for
-        # callers that use a Session alone; the nested context costs a read).
-        with blas_threads(session.threads):
+        with session.limit_threads():    # for the whole fit, callbacks included
             _run_epochs(net, session, history, settings, optimizer.lr, X_val, Y_val, best,
                         epoch_start)
             if best is not None and history.best_epoch is not None:
@@ -294,7 +301,7 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings):
                 epoch_start = best
             if history.epochs:
                 try:
-                    check_outputs(net, X, Y, history.epochs, epoch_start)
+                    OutputCheck(net, X, Y)(history.epochs, epoch_start)
                 except TrainingDiverged:
                     history._drop_from(history.epochs - 1)
                     raise
@@ -309,6 +316,10 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings):
 
 def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, epoch_start):
     best_loss, epochs_without_improvement = math.inf, 0
+    if X_val is not None:   # the evaluation's products, in blocks of rows
+        rows = block_rows(net._layout, X_val.shape[0])
+        validation_threads = (threads_for(net._layout, rows, net.n_threads),
+                              reaches_blas(net._layout, rows))
     for epoch in range(settings.epochs):
         epoch_start.save()
         session.learning_rate = settings.schedule(base_rate, epoch)
@@ -321,7 +332,8 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
         history.accuracy.append(accuracy)
         history.learning_rate.append(float(session.learning_rate))
         if X_val is not None:   # the trainer keeps the workspace from epoch to epoch
-            val_sum, val_correct = session.trainer.evaluate(X_val, Y_val)
+            with blas_threads(*validation_threads):
+                val_sum, val_correct = session.trainer.evaluate(X_val, Y_val)
             if not _finite(net, val_sum):
                 history._drop_from(epoch)
                 epoch_start.restore()
@@ -355,7 +367,7 @@ def _finite(net, loss_sum):
         return bool(np.isfinite(net.dtype(loss_sum)))
 
 
-def check_outputs(net, X, Y, epoch, epoch_start):
+class OutputCheck:
     """Raise TrainingDiverged if the trained network overflows on its training rows.
 
     Every step's own batch was checked before it; the rows trained earlier in
@@ -365,34 +377,77 @@ def check_outputs(net, X, Y, epoch, epoch_start):
     |b|), and sigmoid, tanh and softmax outputs at most 1. Only when that
     bound comes near the dtype's range is the full forward pass run. On
     failure the network goes back to ``epoch_start`` (a ``_Snapshot``).
+
+    Built once per session (a scikit-learn fit checks after every epoch):
+    what depends only on the data (the magnitudes of X and Y, hence the
+    threshold) is measured once, the weights at each call, in buffers of
+    its own.
     """
-    target_magnitude = float(np.abs(Y).max()) if Y.size else 0.0
-    safe = 1e-3 * math.sqrt(float(np.finfo(net.dtype).max)) / (1 + target_magnitude)
-    input_magnitude = float(np.abs(X).max()) if X.size else 0.0
-    if _output_bound(net, input_magnitude) < safe:
-        return
-    loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code, X, Y,
-                                        block_rows(net._layout, X.shape[0]))
-    if _finite(net, loss_sum):
-        return
-    epoch_start.restore()
-    error = TrainingDiverged(
-        f"training diverged in epoch {epoch}: with the weights it ended with, the loss "
-        "on the training data is NaN or infinite; try a smaller learning_rate. The network "
-        "was left as it was at the start of that epoch.")
-    error.epoch = epoch
-    raise error
 
+    def __init__(self, net, X, Y):
+        self.net, self.X, self.Y = net, X, Y
+        target_magnitude = float(np.abs(Y).max()) if Y.size else 0.0
+        self.safe = 1e-3 * math.sqrt(float(np.finfo(net.dtype).max)) / (1 + target_magnitude)
+        self.input_magnitude = float(np.abs(X).max()) if X.size else 0.0
+        # |params| goes here; the layers' views of it are cut the way the
+        # network's weights and biases are cut from params.
+        self.magnitudes = np.empty_like(net._params)
+        weights, biases = layer_views(self.magnitudes, net._layout)
+        biases = biases or [None] * len(weights)
+        self.column_sums = np.empty(int(net._layout[:, N_OUT].max()), net.dtype)
+        # |f(z)| <= 1 for these, <= |z| for relu, leaky_relu and identity.
+        self.layers = [(w, b, self.column_sums[:w.shape[1]],
+                        activation in ("sigmoid", "tanh", "softmax"))
+                       for w, b, activation in zip(weights, biases, net.activations)]
 
-def _output_bound(net, input_magnitude):
-    """A bound on |pre-activation| in every layer for inputs with |x| <= input_magnitude."""
-    entering, largest = float(input_magnitude), 0.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for layer, weights in enumerate(net.weights):
-            bias = float(np.abs(net.biases[layer]).max()) if net.biases else 0.0
-            pre_activation = entering * float(np.abs(weights).sum(axis=0).max()) + bias
+    def __call__(self, epoch, epoch_start):
+        if self.output_bound() < self.safe:
+            return
+        net, X = self.net, self.X
+        rows = block_rows(net._layout, X.shape[0])
+        with blas_threads_for(net._layout, rows, net.n_threads):
+            loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code, X,
+                                                self.Y, rows)
+        if _finite(net, loss_sum):
+            return
+        epoch_start.restore()
+        error = TrainingDiverged(
+            f"training diverged in epoch {epoch}: with the weights it ended with, the loss "
+            "on the training data is NaN or infinite; try a smaller learning_rate. The "
+            "network was left as it was at the start of that epoch.")
+        error.epoch = epoch
+        raise error
+
+    def output_bound(self):
+        """A bound on |pre-activation| in every layer for the inputs of X.
+
+        First the loose bound with every |w| and |b| replaced by the largest
+        of them (one pass over the parameters); only when that is not below
+        the threshold, the bound from each layer's largest column sum of |W|
+        and largest |b| (which the loose one is never below, so the check
+        decides as that alone would).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.absolute(self.net._params, out=self.magnitudes)
+            largest = float(self.magnitudes.max())
+            bound = self._chain((weights.shape[0] * largest, 0.0 if bias is None else largest,
+                                 bounded) for weights, bias, _, bounded in self.layers)
+            if bound < self.safe:
+                return bound
+            return self._chain(_column_bound(weights, bias, column_sums, bounded)
+                               for weights, bias, column_sums, bounded in self.layers)
+
+    def _chain(self, layers):
+        """max |z| over the layers, each ``(|W| column bound, |b| bound, bounded output)``."""
+        entering, largest = self.input_magnitude, 0.0
+        for column_bound, bias_bound, bounded in layers:
+            pre_activation = entering * column_bound + bias_bound
             largest = max(largest, pre_activation)
-            # |f(z)| <= 1 for these, <= |z| for relu, leaky_relu and identity.
-            bounded = net.activations[layer] in ("sigmoid", "tanh", "softmax")
             entering = 1.0 if bounded else pre_activation
-    return largest if np.isfinite(largest) else np.inf
+        return largest if math.isfinite(largest) else math.inf
+
+
+def _column_bound(weights, bias, column_sums, bounded):
+    """(largest column sum of |W|, largest |b| or 0, bounded) of one layer's magnitudes."""
+    np.add.reduce(weights, axis=0, out=column_sums)
+    return float(column_sums.max()), 0.0 if bias is None else float(bias.max()), bounded

@@ -48,7 +48,8 @@ LETTERS: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #: (rows, columns) of a letter's grid; ``X`` holds ``rows * columns`` pixels per sample.
 GRID_SHAPE: Tuple[int, int] = (5, 6)
 
-SeedLike = Union[None, int, np.random.SeedSequence, np.random.Generator]
+# Strings, so that importing this module does not load numpy.random.
+SeedLike = Union[None, int, "np.random.SeedSequence", "np.random.Generator"]
 
 
 def letter_image(letter: str) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.metrics import r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
@@ -81,6 +81,41 @@ _OUT_ACTIVATION_NAMES = {"sigmoid": "logistic", "softmax": "softmax", "identity"
 _SOLVERS = ("sgd", "adam")
 _BACKENDS = ("auto", "cython", "numpy")
 _INT32_MAX = np.iinfo(np.int32).max
+
+
+# The target types scikit-learn's classifiers accept (check_classification_targets).
+_CLASSIFICATION_TARGETS = ("binary", "multiclass", "multiclass-multioutput",
+                           "multilabel-indicator", "multilabel-sequences")
+
+
+def _binarize(y, classes):
+    """``LabelBinarizer().fit(classes).transform(y)`` for labels ``y`` among ``classes``.
+
+    ``classes`` sorted, as ``classes_`` is; int one-hot rows, or for two
+    classes the one 0/1 column of the second. (The binarizer's own transform
+    checks the target type again and goes through a sparse matrix, at some
+    fifty times the cost.)
+    """
+    indices = np.searchsorted(classes, y)
+    if len(classes) == 2:
+        return indices.astype(int).reshape(-1, 1)
+    Y = np.zeros((len(y), len(classes)), dtype=int)
+    Y[np.arange(len(y)), indices] = 1
+    return Y
+
+
+def _accuracy(y, predictions):
+    """``accuracy_score(y, predictions)`` for targets ``fit`` has checked, once an epoch.
+
+    The share of rows predicted exactly (every label of a row, for
+    multilabel targets): a count over the number of rows, so the same float
+    as scikit-learn's, which checks both arrays again, at some fifty times
+    the cost.
+    """
+    matches = np.asarray(y == predictions)
+    if matches.ndim == 2:
+        matches = matches.all(axis=1)
+    return float(np.mean(matches))
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -463,6 +498,7 @@ class _BaseMLP(BaseEstimator):
         optimizer = self._optimizer(params, batch_size)
         n_batches = -(-n_train // batch_size)
         loss_scale = self._loss_scale
+        flat_weights = [weights.reshape(-1) for weights in net.weights]   # views
         self.n_iter_ = 0
         try:
             with _training.open_session(net, X, Y, batch_size, optimizer,
@@ -481,8 +517,7 @@ class _BaseMLP(BaseEstimator):
                     # scikit-learn adds 0.5 * alpha * ||W||^2 / batch_n to each batch
                     # loss; here the weights at the end of the epoch stand in.
                     penalty = 0.5 * params.alpha * sum(
-                        float(np.dot(w.ravel(), w.ravel())) for w in net.weights
-                    ) * n_batches / n_train
+                        float(np.dot(w, w)) for w in flat_weights) * n_batches / n_train
                     self.loss_ = loss * loss_scale + penalty
                     self.loss_curve_.append(self.loss_)
                     if self.verbose:
@@ -743,7 +778,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _estimator_kind = "classifier"
     _losses = ("cross_entropy", "bce", "mse")
-    _score_function = staticmethod(accuracy_score)
+    _score_function = staticmethod(_accuracy)
 
     def fit(self, X, y) -> "MLPClassifier":
         """Train the network on X and the labels y.
@@ -782,11 +817,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _encode_targets(self, y, params, first_pass, incremental, classes):
         """Targets as network outputs; sets ``classes_`` on the first pass."""
-        check_classification_targets(y)
+        # One type_of_target answers every question below (a (n, 1) column has
+        # the type of its ravel); check_classification_targets gives
+        # scikit-learn's own error for the types it refuses.
+        target_type = type_of_target(y, input_name="y")
+        if target_type not in _CLASSIFICATION_TARGETS:
+            check_classification_targets(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        multilabel = type_of_target(y).startswith("multilabel")
-        labels = None if multilabel else unique_labels(y)
+        multilabel = target_type.startswith("multilabel")
+        # A first fit's labels are the classes its binarizer finds below (it
+        # calls unique_labels(y), and raises what it would, for these types).
+        from_binarizer = (first_pass and not incremental
+                          and target_type in ("binary", "multiclass"))
+        labels = None if multilabel or from_binarizer else unique_labels(y)
         if incremental:
             if classes is None and (first_pass or not hasattr(self, "classes_")):
                 raise ValueError("classes must be passed on the first call to partial_fit "
@@ -798,6 +842,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if first_pass:
             binarizer = LabelBinarizer()
             binarizer.fit(y if multilabel or not incremental else classes)
+            if from_binarizer:
+                labels = binarizer.classes_
             if not multilabel and labels is not None and incremental:
                 unseen = np.setdiff1d(labels, binarizer.classes_)
                 if unseen.size:
@@ -829,11 +875,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if first_pass:  # only once everything is known to fit
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
-        Y = binarizer.transform(y)
+        Y = binarizer.transform(y) if multilabel else _binarize(y, binarizer.classes_)
+        stratify = Y if kind == "binary" else None
         if kind == "binary" and loss == "cross_entropy":
             Y = np.hstack([1 - Y, Y])
-        return SimpleNamespace(Y=Y, y=y, kind=kind, loss=loss,
-                               stratify=binarizer.transform(y) if kind == "binary" else None)
+        return SimpleNamespace(Y=Y, y=y, kind=kind, loss=loss, stratify=stratify)
 
     @staticmethod
     def _resolve_loss(kind, loss):

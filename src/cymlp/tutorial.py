@@ -17,6 +17,8 @@ The backend is chosen as for ``cymlp.MLP``: ``CYMLP_BACKEND`` or
 :func:`use_backend`.
 """
 
+from time import perf_counter
+
 import numpy as np
 
 from ._backend import resolve_backend
@@ -29,6 +31,8 @@ __all__ = ["sigmoid", "generate_wt", "f_forward", "feed_forward", "loss", "back_
            "train", "predict", "use_backend"]
 
 LETTERS = "ABC"
+# train's progress lines reach the screen at most this late.
+PRINT_SECONDS = 0.05
 _backend_choice = None
 
 
@@ -194,11 +198,20 @@ def train(x, Y, w1, w2, alpha=0.01, epoch=10):
     acc, losses = [], []
     n_samples = rows.shape[0]
     passes = _Passes(rows, targets, params, layout, alpha)
-    for number in range(1, epoch + 1):
-        loss_sum, n_correct = passes.run()
-        acc.append(100 * n_correct / n_samples)
-        losses.append(loss_sum / n_samples)
-        print(f"Epoch: {number}, Accuracy: {acc[-1]:.2f}%")
+    # The lines the tutorial prints, one per epoch, written a batch at a time
+    # (a print per line would cost more than the epoch it reports).
+    lines, printed = [], perf_counter()
+    try:
+        for number in range(1, epoch + 1):
+            loss_sum, n_correct = passes.run()
+            acc.append(100 * n_correct / n_samples)
+            losses.append(loss_sum / n_samples)
+            lines.append(f"Epoch: {number}, Accuracy: {acc[-1]:.2f}%\n")
+            if perf_counter() - printed > PRINT_SECONDS:
+                print("".join(lines), end="", flush=True)
+                lines, printed = [], perf_counter()
+    finally:
+        print("".join(lines), end="")
     w1, w2 = _unpack(params, layout)
     return acc, losses, w1, w2
 

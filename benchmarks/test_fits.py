@@ -1,0 +1,34 @@
+"""scikit-learn-style fits: sklearn's MLPClassifier and cymlp's, 50 epochs of Adam.
+
+The workloads of ``benchmarks/sklearn_fits.py`` (digits, breast cancer,
+wine; 64 relu units, batch size 200, every epoch run), one group per data
+set so the estimators sit side by side; ``extra_info`` holds the held-out
+accuracy of the fit measured.
+"""
+
+import pytest
+import sklearn_fits
+
+pytest.importorskip("sklearn")
+
+IMPLEMENTATIONS = ["scikit-learn", "cymlp-cython", "cymlp-numpy"]
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("dataset", sklearn_fits.DATASETS)
+def test_fit(benchmark, dataset, implementation):
+    import cymlp
+
+    backend = None
+    if implementation.startswith("cymlp-"):
+        backend = implementation.split("-", 1)[1]
+        if backend not in cymlp.available_backends():
+            pytest.skip(f"backend {backend!r} is not available here")
+    name = "cymlp" if backend else "scikit-learn"
+    factory = sklearn_fits.estimators(backend)[name]
+    X_train, X_test, y_train, y_test = sklearn_fits.load(dataset)
+    benchmark.group = f"fit, 50 epochs: {dataset}"
+    benchmark.extra_info["samples"] = sklearn_fits.EPOCHS * X_train.shape[0]
+    model = benchmark(lambda: sklearn_fits.timed_fit(factory, X_train, y_train)[1])
+    assert model.n_iter_ == sklearn_fits.EPOCHS
+    benchmark.extra_info["accuracy"] = model.score(X_test, y_test)
