@@ -25,9 +25,9 @@ from cython cimport floating
 from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
 from libc.string cimport memcpy
 from libc.float cimport FLT_MIN, DBL_MIN
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
-__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad"]
+__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad", "uses_blas"]
 
 # Layout columns (cymlp/_params.py).
 cdef enum:
@@ -94,6 +94,54 @@ cdef long long SMALL_GEMM = 256
 
 # ---------------------------------------------------------------- matrix products
 
+cdef extern from "row_products.h" nogil:
+    # Batches of one row: x W, and the backward products in one pass over W.
+    void row_times_matrix_float(Py_ssize_t n_in, Py_ssize_t n_out, const float* x,
+                                const float* w, float* z)
+    void row_times_matrix_double(Py_ssize_t n_in, Py_ssize_t n_out, const double* x,
+                                 const double* w, double* z)
+    void row_backward_float(Py_ssize_t n_in, Py_ssize_t n_out, float alpha,
+                            const float* a_prev, const float* delta, float* w, float* grad,
+                            float* delta_prev)
+    void row_backward_double(Py_ssize_t n_in, Py_ssize_t n_out, double alpha,
+                             const double* a_prev, const double* delta, double* w,
+                             double* grad, double* delta_prev)
+    void first_layer_step_float(Py_ssize_t n_in, Py_ssize_t n_out, float alpha, const float* x,
+                                const float* delta, float* w, const float* x_next,
+                                float* z_next)
+    void first_layer_step_double(Py_ssize_t n_in, Py_ssize_t n_out, double alpha,
+                                 const double* x, const double* delta, double* w,
+                                 const double* x_next, double* z_next)
+
+
+cdef inline void row_times_matrix(Py_ssize_t n_in, Py_ssize_t n_out, const floating* x,
+                                  const floating* w, floating* z) noexcept nogil:
+    """z = x W for one row x (row_products.h)."""
+    if floating is float:
+        row_times_matrix_float(n_in, n_out, x, w, z)
+    else:
+        row_times_matrix_double(n_in, n_out, x, w, z)
+
+
+cdef inline void row_backward(Py_ssize_t n_in, Py_ssize_t n_out, floating alpha,
+                              const floating* a_prev, const floating* delta, floating* w,
+                              floating* grad, floating* delta_prev) noexcept nogil:
+    """delta_prev = W delta, then W += alpha a_prev^T delta or grad = a_prev^T delta."""
+    if floating is float:
+        row_backward_float(n_in, n_out, alpha, a_prev, delta, w, grad, delta_prev)
+    else:
+        row_backward_double(n_in, n_out, alpha, a_prev, delta, w, grad, delta_prev)
+
+
+cdef inline void first_layer_step(Py_ssize_t n_in, Py_ssize_t n_out, floating alpha,
+                                  const floating* x, const floating* delta, floating* w,
+                                  const floating* x_next, floating* z_next) noexcept nogil:
+    """W += alpha x^T delta, and z_next = x_next W after that step, in one pass."""
+    if floating is float:
+        first_layer_step_float(n_in, n_out, alpha, x, delta, w, x_next, z_next)
+    else:
+        first_layer_step_double(n_in, n_out, alpha, x, delta, w, x_next, z_next)
+
 cdef inline void axpy(Py_ssize_t n, floating alpha, const floating* x,
                       floating* y) noexcept nogil:
     """y += alpha x (contiguous; the compiler vectorises it)."""
@@ -158,22 +206,84 @@ cdef void small_gemm(bint trans_a, bint trans_b, int m, int n, int k, floating a
             axpy(n, alpha * (a[p * lda + i] if trans_a else a[i * lda + p]), b + p * ldb, c_row)
 
 
+# SciPy's BLAS, loaded on first need: importing scipy.linalg costs about 0.3 s,
+# and networks whose products are all small (or trained one sample at a time)
+# never call BLAS. ``uses_blas`` loads it before any product that needs it;
+# until then ``gemm`` computes everything with the loops above.
+ctypedef void (*sgemm_t)(char* transa, char* transb, int* m, int* n, int* k, float* alpha,
+                         float* a, int* lda, float* b, int* ldb, float* beta, float* c,
+                         int* ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char* transa, char* transb, int* m, int* n, int* k, double* alpha,
+                         double* a, int* lda, double* b, int* ldb, double* beta, double* c,
+                         int* ldc) noexcept nogil
+cdef sgemm_t blas_sgemm = NULL
+cdef dgemm_t blas_dgemm = NULL
+
+
+cdef int load_blas() except -1:
+    """Fetch sgemm and dgemm from scipy.linalg.cython_blas (what a cimport does)."""
+    global blas_sgemm, blas_dgemm
+    if blas_dgemm != NULL:
+        return 0
+    from scipy.linalg import cython_blas
+    functions = cython_blas.__pyx_capi__
+    blas_sgemm = <sgemm_t>PyCapsule_GetPointer(functions["sgemm"],
+                                               PyCapsule_GetName(functions["sgemm"]))
+    blas_dgemm = <dgemm_t>PyCapsule_GetPointer(functions["dgemm"],
+                                               PyCapsule_GetName(functions["dgemm"]))
+    return 0
+
+
+cdef inline bint small_product(long long m, long long n, long long k) noexcept nogil:
+    """Whether the loops compute C(m x n) = A(m x k) B(k x n) rather than BLAS.
+
+    One row (``m == 1``) or one column of A and row of B (``k == 1``) are a
+    matrix-vector product or a rank-1 update: the loops stream the matrix once,
+    where BLAS would first pack it.
+    """
+    return m * n * k < SMALL_GEMM or m == 1 or k == 1
+
+
+def uses_blas(const Py_ssize_t[:, ::1] layout, Py_ssize_t rows):
+    """Whether products of ``rows`` rows through ``layout`` call BLAS; loads it if so.
+
+    The entry points below call it before their first product; the Python
+    layer calls it before it sets the BLAS thread count.
+    """
+    return ensure_blas(layout, rows)
+
+
+cdef bint ensure_blas(const Py_ssize_t[:, ::1] layout, Py_ssize_t rows) except -1:
+    """``uses_blas``."""
+    cdef Py_ssize_t l, n_in, n_out
+    cdef bint needed = False
+    for l in range(layout.shape[0]):
+        n_in = layout[l, N_IN]
+        n_out = layout[l, N_OUT]
+        # Forward X W, backward delta W^T, and the gradient a^T delta.
+        needed |= (not small_product(rows, n_out, n_in) or not small_product(rows, n_in, n_out)
+                   or not small_product(n_in, n_out, rows))
+    if needed:
+        load_blas()
+    return needed
+
+
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                const floating* a, int lda, const floating* b, int ldb, floating beta,
                floating* c, int ldc) noexcept nogil:
-    """Row-major C(m x n) = alpha op(A) op(B) + beta C; BLAS for all but tiny products."""
+    """Row-major C(m x n) = alpha op(A) op(B) + beta C; BLAS for all but small products."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    if <long long>m * n * k < SMALL_GEMM:
+    if small_product(m, n, k) or blas_dgemm == NULL:
         small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     # BLAS is column-major: a row-major C is a column-major C^T = op(B)^T op(A)^T.
     if floating is float:
-        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda,
-              &beta, c, &ldc)
+        blas_sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda,
+                   &beta, c, &ldc)
     else:
-        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda,
-              &beta, c, &ldc)
+        blas_dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda,
+                   &beta, c, &ldc)
 
 
 # ---------------------------------------------------------------- activations
@@ -344,8 +454,12 @@ cdef inline Py_ssize_t activation_offset(const Py_ssize_t* layout, Py_ssize_t la
 cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
                         Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                         floating* workspace, Py_ssize_t capacity,
-                        floating* z_out) noexcept nogil:
-    """Activations of every layer for ``rows`` input rows ``x``."""
+                        floating* z_out, bint first_done) noexcept nogil:
+    """Activations of every layer for ``rows`` input rows ``x``.
+
+    With ``first_done``, the first layer's product ``x W`` is already in its
+    activation buffer (left there by ``first_layer_step``).
+    """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
     cdef const floating* a_prev = x
@@ -355,8 +469,13 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a = workspace + activation_offset(layout, l + 1, capacity)
-        gemm(False, False, <int>rows, <int>n_out, <int>n_in, 1, a_prev, <int>n_in,
-             params + row[W_OFFSET], <int>n_out, 0, a, <int>n_out)
+        if l == 0 and first_done:
+            pass
+        elif rows == 1:
+            row_times_matrix(n_in, n_out, a_prev, params + row[W_OFFSET], a)
+        else:
+            gemm(False, False, <int>rows, <int>n_out, <int>n_in, 1, a_prev, <int>n_in,
+                 params + row[W_OFFSET], <int>n_out, 0, a, <int>n_out)
         bias_offset = row[B_OFFSET]
         activate(<int>row[ACTIVATION], a, params + bias_offset if bias_offset >= 0 else NULL,
                  z_out if l == n_layers - 1 else NULL, rows, n_out)
@@ -367,14 +486,17 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
                          Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                          floating* workspace, Py_ssize_t capacity,
                          floating* delta, floating* spare, floating* grad,
-                         double learning_rate) noexcept nogil:
+                         double learning_rate, const floating* x_next) noexcept nogil:
     """Backpropagate delta = dLoss/dz of the output layer.
 
     With ``grad``, write dLoss/dparams there. With ``grad`` NULL, apply plain
     SGD on the fly instead, ``params -= learning_rate * dLoss/dparams``: each
     layer's update is folded into the product that computes its gradient, so
     the gradient is never stored (after that layer's weights have been used to
-    pass delta further back).
+    pass delta further back). With ``x_next`` too (plain SGD on one row), the
+    pass over the first layer's weights also computes the next row's first
+    product ``x_next W`` into that layer's activation buffer, which is no
+    longer read; the next ``forward_batch`` starts from it (``first_done``).
     """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
@@ -389,14 +511,24 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity)
+        if l == 0 and rows == 1 and grad == NULL and x_next != NULL:
+            first_layer_step(n_in, n_out, alpha, x, delta, params + row[W_OFFSET], x_next,
+                             workspace + activation_offset(layout, 1, capacity))
+        elif rows == 1:
+            # One pass over W for both products (delta_prev from W before the step).
+            row_backward(n_in, n_out, alpha, a_prev, delta, params + row[W_OFFSET],
+                         grad + row[W_OFFSET] if grad != NULL else NULL,
+                         spare if l > 0 else NULL)
+        else:
+            if l > 0:
+                gemm(False, True, <int>rows, <int>n_in, <int>n_out, 1, delta, <int>n_out,
+                     params + row[W_OFFSET], <int>n_out, 0, spare, <int>n_in)
+            target = (grad if grad != NULL else params) + row[W_OFFSET]
+            gemm(True, False, <int>n_in, <int>n_out, <int>rows, alpha, a_prev, <int>n_in,
+                 delta, <int>n_out, beta, target, <int>n_out)
         if l > 0:
-            gemm(False, True, <int>rows, <int>n_in, <int>n_out, 1, delta, <int>n_out,
-                 params + row[W_OFFSET], <int>n_out, 0, spare, <int>n_in)
             multiply_derivative(<int>layout[(l - 1) * LAYOUT_COLUMNS + ACTIVATION],
                                 spare, a_prev, rows * n_in)
-        target = (grad if grad != NULL else params) + row[W_OFFSET]
-        gemm(True, False, <int>n_in, <int>n_out, <int>rows, alpha, a_prev, <int>n_in,
-             delta, <int>n_out, beta, target, <int>n_out)
         bias_offset = row[B_OFFSET]
         if bias_offset >= 0:
             target = (grad if grad != NULL else params) + bias_offset
@@ -418,10 +550,11 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
                          Py_ssize_t n_layers, int loss_code, const floating* x,
                          const floating* y, const Py_ssize_t* y_rows, Py_ssize_t rows,
                          floating* workspace, Py_ssize_t capacity,
-                         Py_ssize_t* n_correct) noexcept nogil:
+                         Py_ssize_t* n_correct, bint first_done) noexcept nogil:
     """Summed loss of a batch; leaves dLoss/dz of its mean in the delta buffer.
 
-    ``y_rows`` maps batch row r to its target row (NULL: row r itself).
+    ``y_rows`` maps batch row r to its target row (NULL: row r itself);
+    ``first_done`` as for ``forward_batch``.
     """
     cdef Py_ssize_t r, n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
     cdef int activation = <int>layout[(n_layers - 1) * LAYOUT_COLUMNS + ACTIVATION]
@@ -430,7 +563,7 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
     cdef floating* delta = z_out + capacity * n_out
     cdef const floating* y_row
     cdef double total = 0
-    forward_batch(params, layout, n_layers, x, rows, workspace, capacity, z_out)
+    forward_batch(params, layout, n_layers, x, rows, workspace, capacity, z_out, first_done)
     for r in range(rows):
         y_row = y + (y_rows[r] if y_rows != NULL else r) * n_out
         total += output_delta(loss_code, activation, a_out + r * n_out,
@@ -443,7 +576,7 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
 cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
                              Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                              floating* workspace, Py_ssize_t capacity, floating* grad,
-                             double learning_rate) noexcept nogil:
+                             double learning_rate, const floating* x_next) noexcept nogil:
     """backward_batch from the delta buffer that forward_loss filled."""
     cdef Py_ssize_t l, max_width = 0
     cdef Py_ssize_t n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
@@ -453,7 +586,7 @@ cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
         if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
             max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
     backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
-                   delta + capacity * max_width, grad, learning_rate)
+                   delta + capacity * max_width, grad, learning_rate, x_next)
 
 
 # ---------------------------------------------------------------- optimizers
@@ -463,15 +596,10 @@ cdef extern from *:
     /* Adam's update is bound by a square root and a division per parameter,
        so it is the one loop compiled several times: for AVX-512, for AVX2
        and for the portable baseline, picked at load time by the CPU
-       (GCC/Clang function multiversioning on x86-64 Linux). The build turns
+       (CYMLP_CLONES of row_products.h). The build turns
        off multiply-add contraction, so all give identical results. One macro body serves float and double;
        float32 parameters are updated in double precision, as the
        cancellations in Adam's first steps need. */
-    #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-    #define CYMLP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-    #else
-    #define CYMLP_CLONES
-    #endif
     #include <float.h>
     #define CYMLP_ADAM_UPDATE(T, TINY)                                            \
     CYMLP_CLONES static void adam_update_##T(                                    \
@@ -596,6 +724,7 @@ def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
         raise ValueError("out must have one row per row of X, and block_rows >= 1")
     if n_rows == 0:
         return
+    ensure_blas(layout, min(block_rows, n_rows))
     cdef floating[::1] workspace = _workspace(params, width * block_rows)
     cdef floating* a_out = &workspace[0] + activation_offset(&layout[0, 0], n_layers, block_rows)
     with nogil:
@@ -603,7 +732,7 @@ def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
         while start < n_rows:
             rows = min(block_rows, n_rows - start)
             forward_batch(&params[0], &layout[0, 0], n_layers, &X[start, 0], rows,
-                          &workspace[0], block_rows, NULL)
+                          &workspace[0], block_rows, NULL, False)
             memcpy(&out[start, 0], a_out, rows * n_out * sizeof(floating))
             start += rows
 
@@ -618,6 +747,7 @@ def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int lo
         raise ValueError("X and Y must have the same number of rows")
     if X.shape[0] == 0:
         return 0.0, 0
+    ensure_blas(layout, min(block_rows, X.shape[0]))
     cdef floating[::1] workspace = _workspace(params, width * block_rows)
     return evaluate_rows(params, layout, loss, X, Y, block_rows, workspace)
 
@@ -635,7 +765,7 @@ cdef evaluate_rows(const floating[::1] params, const Py_ssize_t[:, ::1] layout, 
             rows = min(block_rows, n_rows - start)
             total += forward_loss(&params[0], &layout[0, 0], n_layers, loss,
                                   &X[start, 0], &Y[start, 0], NULL, rows,
-                                  &workspace[0], block_rows, &n_correct)
+                                  &workspace[0], block_rows, &n_correct, False)
             start += rows
     return total, n_correct
 
@@ -648,14 +778,15 @@ def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout, i
     cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
     if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
+    ensure_blas(layout, n_rows)
     cdef floating[::1] workspace = _workspace(params, width * n_rows)
     with nogil:
         total = forward_loss(&params[0], &layout[0, 0], n_layers, loss,
                              &X[0, 0], &Y[0, 0], NULL, n_rows, &workspace[0],
-                             n_rows, &n_correct)
+                             n_rows, &n_correct, False)
         # params is only read when a gradient buffer is given.
         backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, &X[0, 0],
-                           n_rows, &workspace[0], n_rows, &grad[0], 0.0)
+                           n_rows, &workspace[0], n_rows, &grad[0], 0.0, NULL)
     return total / n_rows
 
 
@@ -750,6 +881,7 @@ cdef class Trainer:
                 raise ValueError("unknown activation code in layout")
         self.batch_size = batch_size
         self.capacity = max(1, min(batch_size, X.shape[0]))
+        ensure_blas(layout_view, self.capacity)
         self.step = step
         self.optimizer_code = int(optimizer.code)
         self.hyperparams[LEARNING_RATE] = optimizer.lr
@@ -795,6 +927,7 @@ cdef class Trainer:
             raise ValueError("X and Y must have the same number of rows")
         if X.shape[0] == 0:
             return 0.0, 0
+        ensure_blas(self.layout, rows)
         if (self.evaluation_workspace is None
                 or self.evaluation_workspace.shape[0] < width * rows):
             self.evaluation_workspace = numpy.empty(width * rows, dtype=self.params.dtype)
@@ -974,7 +1107,11 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
     cdef Py_ssize_t start = 0, rows, r, n_in = t.n_in, batch_correct
     cdef double batch_loss
     cdef const floating* inputs
+    cdef const floating* next_inputs
     cdef floating* gathered = workspace  # the slot of layer 0
+    # One row at a time with plain SGD, each step also computes the next row's
+    # first product (backward_batch's x_next), which the next forward pass uses.
+    cdef bint first_done = False
     rows_done[0] = 0
     loss_failed[0] = False
     while start < n_rows:
@@ -987,17 +1124,22 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
             inputs = gathered
         batch_correct = 0
         batch_loss = forward_loss(params, t.layout_data, t.n_layers, t.loss_code, inputs, Y,
-                                  order + start, rows, workspace, t.capacity, &batch_correct)
+                                  order + start, rows, workspace, t.capacity, &batch_correct,
+                                  first_done)
         if not isfinite(<floating>batch_loss):
             loss_failed[0] = True
             return start
         t.step += 1
         if t.plain_sgd:
+            next_inputs = NULL
+            if t.batch_size == 1 and start + 1 < n_rows:
+                next_inputs = X + order[start + 1] * n_in
             backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, NULL, t.hyperparams[LEARNING_RATE])
+                               t.capacity, NULL, t.hyperparams[LEARNING_RATE], next_inputs)
+            first_done = next_inputs != NULL
         else:
             backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, grad, 0.0)
+                               t.capacity, grad, 0.0, NULL)
             optimizer_step(t.optimizer_code, t.hyperparams, params, grad, state, t.n_params,
                            t.step)
         if checked and not (all_finite(t.n_params, params) and (

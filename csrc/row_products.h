@@ -1,0 +1,230 @@
+/* The matrix products of a batch of one row, for csrc/_kernels.pyx.
+ *
+ * Training one sample at a time multiplies a row vector by each weight
+ * matrix W (n_in x n_out, row-major) and updates W by a rank-1 product. BLAS
+ * would pack W before each such product; these loops stream it once.
+ *
+ * Products x W go over the columns in blocks whose width is a compile-time
+ * constant at each call (CYMLP_COLUMN_BLOCKS), so that the block's sums stay
+ * in registers while the rows of W stream by, however narrow the layer.
+ *
+ * The public functions are compiled for AVX-512, AVX2 and the portable
+ * baseline, picked at load time by the CPU (GCC/Clang function
+ * multiversioning on x86-64 Linux; elsewhere only the baseline). The build
+ * turns off multiply-add contraction and every sum keeps its order, so every
+ * CPU computes the same bits. No two pointer arguments ever overlap.
+ *
+ * One macro body serves float and double (CYMLP_ROW_PRODUCTS(float), ...).
+ */
+#ifndef CYMLP_ROW_PRODUCTS_H
+#define CYMLP_ROW_PRODUCTS_H
+
+#include <Python.h>
+
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define CYMLP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CYMLP_CLONES
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CYMLP_INLINE static inline __attribute__((always_inline))
+#else
+#define CYMLP_INLINE static inline
+#endif
+
+/* Column blocks: vectors of 32 bytes with GCC/Clang vector extensions (each
+   lane is the same scalar arithmetic: the same bits), which keep the block's
+   sums in registers; plain loops with other compilers. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CYMLP_VECTORS 1
+typedef float cymlp_vector_float __attribute__((vector_size(32), aligned(4), may_alias));
+typedef double cymlp_vector_double __attribute__((vector_size(32), aligned(8), may_alias));
+#define CYMLP_VECTOR_CODE(...) __VA_ARGS__
+#else
+#define CYMLP_VECTORS 0
+#define CYMLP_VECTOR_CODE(...)
+#endif
+
+/* Calls BLOCK(j0, vectors, width) for consecutive column blocks covering
+   n_out columns: blocks of 8 vectors (256 bytes), then of one vector, then
+   the rest (vectors 0), each with constant arguments. */
+#define CYMLP_COLUMN_BLOCKS(T, n_out, BLOCK)                                    \
+    do {                                                                        \
+        const Py_ssize_t lanes_ = 32 / sizeof(T);                               \
+        Py_ssize_t j0_ = 0;                                                     \
+        for (; j0_ + 8 * lanes_ <= (n_out); j0_ += 8 * lanes_)                  \
+            BLOCK(j0_, 8, 8 * lanes_);                                          \
+        for (; j0_ + lanes_ <= (n_out); j0_ += lanes_)                          \
+            BLOCK(j0_, 1, lanes_);                                              \
+        switch ((n_out) - j0_) {                                                \
+        case 7: BLOCK(j0_, 0, 7); break;                                        \
+        case 6: BLOCK(j0_, 0, 6); break;                                        \
+        case 5: BLOCK(j0_, 0, 5); break;                                        \
+        case 4: BLOCK(j0_, 0, 4); break;                                        \
+        case 3: BLOCK(j0_, 0, 3); break;                                        \
+        case 2: BLOCK(j0_, 0, 2); break;                                        \
+        case 1: BLOCK(j0_, 0, 1); break;                                        \
+        default: break;                                                         \
+        }                                                                       \
+    } while (0)
+
+#define CYMLP_ROW_PRODUCTS(T)                                                   \
+/* x . y with four partial sums, in the order of _kernels.pyx's dot. */        \
+CYMLP_INLINE T row_dot_##T(Py_ssize_t n, const T *restrict x,                  \
+                           const T *restrict y) {                              \
+    T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                           \
+    Py_ssize_t j = 0;                                                           \
+    for (; j + 3 < n; j += 4) {                                                 \
+        s0 += x[j] * y[j];                                                      \
+        s1 += x[j + 1] * y[j + 1];                                              \
+        s2 += x[j + 2] * y[j + 2];                                              \
+        s3 += x[j + 3] * y[j + 3];                                              \
+    }                                                                           \
+    for (; j < n; j++)                                                          \
+        s0 += x[j] * y[j];                                                      \
+    return (s0 + s1) + (s2 + s3);                                               \
+}                                                                               \
+                                                                                \
+/* z[j] = sum over i, in order, of x[i] w[i * stride + j], for j < width     \
+   (``vectors`` vectors of columns, or width scalars when it is 0). */         \
+CYMLP_INLINE void columns_product_##T(                                         \
+        Py_ssize_t n_in, Py_ssize_t stride, int vectors, Py_ssize_t width,     \
+        const T *restrict x, const T *restrict w, T *restrict z) {             \
+    Py_ssize_t i, j;                                                            \
+    int k;                                                                      \
+    if (CYMLP_VECTORS && vectors > 0) {                                         \
+        CYMLP_VECTOR_CODE(                                                      \
+        cymlp_vector_##T sums[8];                                               \
+        for (k = 0; k < vectors; k++)                                           \
+            sums[k] = (cymlp_vector_##T){0};                                    \
+        for (i = 0; i < n_in; i++) {                                            \
+            const T xi = x[i];                                                  \
+            const cymlp_vector_##T *row = (const cymlp_vector_##T *)(w + i * stride); \
+            for (k = 0; k < vectors; k++)                                       \
+                sums[k] += xi * row[k];                                         \
+        }                                                                       \
+        for (k = 0; k < vectors; k++)                                           \
+            ((cymlp_vector_##T *)z)[k] = sums[k];                               \
+        )                                                                       \
+        return;                                                                 \
+    }                                                                           \
+    T sums[256 / sizeof(T)];                                                    \
+    for (j = 0; j < width; j++)                                                 \
+        sums[j] = 0;                                                            \
+    for (i = 0; i < n_in; i++) {                                                \
+        const T xi = x[i], *row = w + i * stride;                               \
+        for (j = 0; j < width; j++)                                             \
+            sums[j] += xi * row[j];                                             \
+    }                                                                           \
+    for (j = 0; j < width; j++)                                                 \
+        z[j] = sums[j];                                                         \
+}                                                                               \
+                                                                                \
+/* columns_product after the step w[i, j] += alpha x[i] delta[j], for the     \
+   same columns: z[j] sums x_next[i] times the updated w[i, j]. */            \
+CYMLP_INLINE void columns_step_##T(                                            \
+        Py_ssize_t n_in, Py_ssize_t stride, int vectors, Py_ssize_t width,     \
+        T alpha, const T *restrict x, const T *restrict delta, T *restrict w,  \
+        const T *restrict x_next, T *restrict z) {                             \
+    Py_ssize_t i, j;                                                            \
+    int k;                                                                      \
+    if (CYMLP_VECTORS && vectors > 0) {                                         \
+        CYMLP_VECTOR_CODE(                                                      \
+        cymlp_vector_##T d[8], sums[8];                                         \
+        for (k = 0; k < vectors; k++) {                                         \
+            d[k] = ((const cymlp_vector_##T *)delta)[k];                        \
+            sums[k] = (cymlp_vector_##T){0};                                    \
+        }                                                                       \
+        for (i = 0; i < n_in; i++) {                                            \
+            cymlp_vector_##T *row = (cymlp_vector_##T *)(w + i * stride);       \
+            const T scale = alpha * x[i], xi = x_next[i];                       \
+            for (k = 0; k < vectors; k++) {                                     \
+                const cymlp_vector_##T updated = row[k] + scale * d[k];         \
+                row[k] = updated;                                               \
+                sums[k] += xi * updated;                                        \
+            }                                                                   \
+        }                                                                       \
+        for (k = 0; k < vectors; k++)                                           \
+            ((cymlp_vector_##T *)z)[k] = sums[k];                               \
+        )                                                                       \
+        return;                                                                 \
+    }                                                                           \
+    T d[256 / sizeof(T)], sums[256 / sizeof(T)];                                \
+    for (j = 0; j < width; j++) {                                               \
+        d[j] = delta[j];                                                        \
+        sums[j] = 0;                                                            \
+    }                                                                           \
+    for (i = 0; i < n_in; i++) {                                                \
+        T *row = w + i * stride;                                                \
+        const T scale = alpha * x[i], xi = x_next[i];                           \
+        for (j = 0; j < width; j++) {                                           \
+            const T updated = row[j] + scale * d[j];                            \
+            row[j] = updated;                                                   \
+            sums[j] += xi * updated;                                            \
+        }                                                                       \
+    }                                                                           \
+    for (j = 0; j < width; j++)                                                 \
+        z[j] = sums[j];                                                         \
+}                                                                               \
+                                                                                \
+/* z = x W. */                                                                  \
+CYMLP_CLONES static void row_times_matrix_##T(                                 \
+        Py_ssize_t n_in, Py_ssize_t n_out, const T *restrict x,                \
+        const T *restrict w, T *restrict z) {                                  \
+    CYMLP_COLUMN_BLOCKS(T, n_out, CYMLP_PRODUCT_BLOCK_##T);                     \
+}                                                                               \
+                                                                                \
+/* The backward products of one layer for one row, in one pass over W:       \
+   delta_prev = W delta (W as it was before the step; skipped when           \
+   delta_prev is NULL), and then either W += alpha a_prev^T delta (grad       \
+   NULL: plain SGD, applied on the fly) or grad = a_prev^T delta. */          \
+CYMLP_CLONES static void row_backward_##T(                                     \
+        Py_ssize_t n_in, Py_ssize_t n_out, T alpha, const T *restrict a_prev,  \
+        const T *restrict delta, T *restrict w, T *restrict grad,              \
+        T *restrict delta_prev) {                                              \
+    Py_ssize_t i, j;                                                            \
+    for (i = 0; i < n_in; i++) {                                                \
+        T *row = w + i * n_out;                                                 \
+        if (delta_prev != NULL)                                                 \
+            delta_prev[i] = row_dot_##T(n_out, delta, row);                     \
+        if (grad == NULL) {                                                     \
+            const T scale = alpha * a_prev[i];                                  \
+            for (j = 0; j < n_out; j++)                                         \
+                row[j] += scale * delta[j];                                     \
+        } else {                                                                \
+            T *grad_row = grad + i * n_out;                                     \
+            const T scale = a_prev[i];                                          \
+            for (j = 0; j < n_out; j++)                                         \
+                grad_row[j] = scale * delta[j];                                 \
+        }                                                                       \
+    }                                                                           \
+}                                                                               \
+                                                                                \
+/* Plain SGD on the first layer fused with the next sample's first product:   \
+   W += alpha x^T delta, then z_next = x_next W with W as it is after that    \
+   step, in one pass over W (the next forward pass starts from z_next). The   \
+   same operations in the same order as row_backward followed by              \
+   row_times_matrix, so the same bits; W is read once instead of twice. */    \
+CYMLP_CLONES static void first_layer_step_##T(                                 \
+        Py_ssize_t n_in, Py_ssize_t n_out, T alpha, const T *restrict x,       \
+        const T *restrict delta, T *restrict w, const T *restrict x_next,      \
+        T *restrict z_next) {                                                  \
+    CYMLP_COLUMN_BLOCKS(T, n_out, CYMLP_STEP_BLOCK_##T);                        \
+}
+
+#define CYMLP_PRODUCT_BLOCK_float(j0, vectors, width) \
+    columns_product_float(n_in, n_out, vectors, width, x, w + (j0), z + (j0))
+#define CYMLP_PRODUCT_BLOCK_double(j0, vectors, width) \
+    columns_product_double(n_in, n_out, vectors, width, x, w + (j0), z + (j0))
+#define CYMLP_STEP_BLOCK_float(j0, vectors, width) \
+    columns_step_float(n_in, n_out, vectors, width, alpha, x, delta + (j0), w + (j0), \
+                       x_next, z_next + (j0))
+#define CYMLP_STEP_BLOCK_double(j0, vectors, width) \
+    columns_step_double(n_in, n_out, vectors, width, alpha, x, delta + (j0), w + (j0), \
+                        x_next, z_next + (j0))
+
+CYMLP_ROW_PRODUCTS(float)
+CYMLP_ROW_PRODUCTS(double)
+
+#endif
