@@ -503,7 +503,6 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
     cdef const floating* a_prev
     cdef floating* swap
     cdef floating* target
-    cdef floating bias_sum
     cdef floating alpha = 1 if grad != NULL else <floating>(-learning_rate)
     cdef floating beta = 0 if grad != NULL else 1
     for l in range(n_layers - 1, -1, -1):
@@ -531,15 +530,17 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
                                 spare, a_prev, rows * n_in)
         bias_offset = row[B_OFFSET]
         if bias_offset >= 0:
+            # The bias gradient sums delta over the rows, in row order, into its
+            # first row (delta is not read again): contiguous, vectorised adds.
             target = (grad if grad != NULL else params) + bias_offset
-            for j in range(n_out):
-                bias_sum = 0
-                for r in range(rows):
-                    bias_sum += delta[r * n_out + j]
-                if grad != NULL:
-                    target[j] = bias_sum
-                else:
-                    target[j] += alpha * bias_sum
+            for r in range(1, rows):
+                for j in range(n_out):
+                    delta[j] += delta[r * n_out + j]
+            if grad != NULL:
+                memcpy(target, delta, n_out * sizeof(floating))
+            else:
+                for j in range(n_out):
+                    target[j] += alpha * delta[j]
         if l > 0:
             swap = delta
             delta = spare

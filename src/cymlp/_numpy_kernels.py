@@ -23,7 +23,7 @@ from scipy.special import expit
 from ._codes import LEAKY_SLOPE, Activation, Loss, Optimizer
 from ._params import B_OFFSET, N_IN, N_OUT, W_OFFSET, block_rows, layer_views
 
-__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad"]
+__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad", "uses_blas"]
 
 # Overflow to inf or NaN is detected and reported by the caller (divergence),
 # as in the compiled kernels, so NumPy's floating-point warnings stay off.
@@ -375,6 +375,15 @@ class Trainer:
 
 
 @_quiet
+def uses_blas(layout, rows):
+    """Whether products of ``rows`` rows through ``layout`` call BLAS: always, here.
+
+    (NumPy's matmul calls its BLAS, loaded with NumPy; the compiled kernels
+    compute small products and single rows with loops of their own.)
+    """
+    return True
+
+
 def forward(params, layout, X, out, block_rows):
     """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), ``block_rows`` rows at a time."""
     _check_layout(layout, params.shape[0], X.shape[1], out.shape[1])
