@@ -24,7 +24,6 @@ point that keep a mistake in the Python layer from writing outside a buffer.
 from cython cimport floating
 from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
 from libc.string cimport memcpy
-from libc.float cimport FLT_MIN, DBL_MIN
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
 __all__ = ["Trainer", "evaluate", "forward", "loss_and_grad", "uses_blas"]
@@ -94,7 +93,7 @@ cdef long long SMALL_GEMM = 256
 
 # ---------------------------------------------------------------- matrix products
 
-cdef extern from "row_products.h" nogil:
+cdef extern from "loops.h" nogil:
     # Batches of one row: x W, and the backward products in one pass over W.
     void row_times_matrix_float(Py_ssize_t n_in, Py_ssize_t n_out, const float* x,
                                 const float* w, float* z)
@@ -116,7 +115,7 @@ cdef extern from "row_products.h" nogil:
 
 cdef inline void row_times_matrix(Py_ssize_t n_in, Py_ssize_t n_out, const floating* x,
                                   const floating* w, floating* z) noexcept nogil:
-    """z = x W for one row x (row_products.h)."""
+    """z = x W for one row x (loops.h)."""
     if floating is float:
         row_times_matrix_float(n_in, n_out, x, w, z)
     else:
@@ -592,48 +591,25 @@ cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
 
 # ---------------------------------------------------------------- optimizers
 
-cdef extern from *:
-    """
-    /* Adam's update is bound by a square root and a division per parameter,
-       so it is the one loop compiled several times: for AVX-512, for AVX2
-       and for the portable baseline, picked at load time by the CPU
-       (CYMLP_CLONES of row_products.h). The build turns
-       off multiply-add contraction, so all give identical results. One macro body serves float and double;
-       float32 parameters are updated in double precision, as the
-       cancellations in Adam's first steps need. */
-    #include <float.h>
-    #define CYMLP_ADAM_UPDATE(T, TINY)                                            \
-    CYMLP_CLONES static void adam_update_##T(                                    \
-            Py_ssize_t n, T *params, const T *grad, T *first, T *second,        \
-            double beta1, double beta2, double step_size,                       \
-            double inverse_correction2, double eps) {                           \
-        for (Py_ssize_t i = 0; i < n; i++) {                                    \
-            double g = grad[i];                                                 \
-            double moment = first[i] + (1 - beta1) * (g - first[i]);            \
-            double variance = beta2 * second[i] + (1 - beta2) * g * g;          \
-            first[i] = (T)moment;                                               \
-            second[i] = (T)variance;                                            \
-            params[i] = (T)(params[i] - step_size                               \
-                            * (moment / (sqrt(variance) * inverse_correction2 + eps))); \
-        }                                                                       \
-        /* Moments that decayed below the normal range are flushed to 0:     \
-           subnormal arithmetic is many times slower, and they are far below \
-           any effect on the weights. (A loop of its own: inside the one     \
-           above the test stops GCC from vectorising.) */                     \
-        for (Py_ssize_t i = 0; i < n; i++) {                                    \
-            first[i] = fabs(first[i]) < TINY ? (T)0 : first[i];                 \
-            second[i] = second[i] < TINY ? (T)0 : second[i];                    \
-        }                                                                       \
-    }
-    CYMLP_ADAM_UPDATE(double, DBL_MIN)
-    CYMLP_ADAM_UPDATE(float, FLT_MIN)
-    """
+cdef extern from "loops.h" nogil:
+    # x, or +0 where x is zero or subnormal (integer operations: vectorises).
+    float flush_float(float x)
+    double flush_double(double x)
+    # Adam's update, in double precision whatever the parameters' type.
     void adam_update_double(Py_ssize_t n, double* params, const double* grad, double* first,
                             double* second, double beta1, double beta2, double step_size,
-                            double inverse_correction2, double eps) noexcept nogil
+                            double inverse_correction2, double eps)
     void adam_update_float(Py_ssize_t n, float* params, const float* grad, float* first,
                            float* second, double beta1, double beta2, double step_size,
-                           double inverse_correction2, double eps) noexcept nogil
+                           double inverse_correction2, double eps)
+
+
+cdef inline floating flush(floating x) noexcept nogil:
+    """x, or +0 where x is zero or subnormal (loops.h)."""
+    if floating is float:
+        return flush_float(x)
+    else:
+        return flush_double(x)
 
 
 cdef void optimizer_step(int optimizer_code, const double* hyperparams,
@@ -651,10 +627,6 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
     cdef floating weight_decay = <floating>hyperparams[WEIGHT_DECAY]
     cdef floating momentum = <floating>hyperparams[MOMENTUM]
     cdef double step_size, inverse_correction2
-    cdef floating buffer
-    # A momentum buffer that decays below the normal range is flushed to 0,
-    # as Adam's moments are: subnormal arithmetic is many times slower.
-    cdef floating tiny = FLT_MIN if floating is float else DBL_MIN
     cdef floating* first = state
     cdef floating* second = state + n_params
     if weight_decay != 0:
@@ -666,18 +638,15 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
                 params[i] -= learning_rate * grad[i]
         elif hyperparams[NESTEROV] != 0:
             for i in range(n_params):
-                buffer = momentum * first[i] + grad[i]
-                first[i] = 0 if fabs(buffer) < tiny else buffer
+                # A buffer that decays below the normal range is flushed to 0,
+                # as Adam's moments are: subnormal arithmetic is many times slower.
+                first[i] = flush(momentum * first[i] + grad[i])
                 params[i] -= learning_rate * (grad[i] + momentum * first[i])
         else:
             for i in range(n_params):
-                buffer = momentum * first[i] + grad[i]
-                first[i] = 0 if fabs(buffer) < tiny else buffer
+                first[i] = flush(momentum * first[i] + grad[i])
                 params[i] -= learning_rate * first[i]
     elif optimizer_code == ADAM:
-        # torch divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the
-        # reciprocal saves a division per parameter and differs only in the
-        # last bit.
         step_size = hyperparams[LEARNING_RATE] / (1.0 - hyperparams[BETA1] ** step)
         inverse_correction2 = 1.0 / sqrt(1.0 - hyperparams[BETA2] ** step)
         if floating is float:

@@ -1,4 +1,5 @@
-/* The matrix products of a batch of one row, for csrc/_kernels.pyx.
+/* The loops of csrc/_kernels.pyx that are written in C: the matrix products
+ * of a batch of one row, and Adam's update.
  *
  * Training one sample at a time multiplies a row vector by each weight
  * matrix W (n_in x n_out, row-major) and updates W by a rank-1 product. BLAS
@@ -16,10 +17,13 @@
  *
  * One macro body serves float and double (CYMLP_ROW_PRODUCTS(float), ...).
  */
-#ifndef CYMLP_ROW_PRODUCTS_H
-#define CYMLP_ROW_PRODUCTS_H
+#ifndef CYMLP_LOOPS_H
+#define CYMLP_LOOPS_H
 
 #include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
 #define CYMLP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -226,5 +230,46 @@ CYMLP_CLONES static void first_layer_step_##T(                                 \
 
 CYMLP_ROW_PRODUCTS(float)
 CYMLP_ROW_PRODUCTS(double)
+
+/* x, or +0 where x is zero or subnormal (its exponent bits are all 0).
+   Moments and momentum buffers that decay below the normal range are
+   flushed so: subnormal arithmetic is many times slower, and they are far
+   below any effect on the weights. Integer operations only, so the loop
+   around it still vectorises (a comparison there would stop GCC). */
+#define CYMLP_FLUSH(T, BITS, EXPONENT)                                          \
+CYMLP_INLINE T flush_##T(T x) {                                                 \
+    BITS bits, exponent;                                                        \
+    memcpy(&bits, &x, sizeof bits);                                             \
+    exponent = bits & EXPONENT;                                                 \
+    /* (e | -e) has its top bit set exactly when e != 0. */                    \
+    bits &= (BITS)0 - ((exponent | ((BITS)0 - exponent)) >> (8 * sizeof(BITS) - 1)); \
+    memcpy(&x, &bits, sizeof x);                                                \
+    return x;                                                                   \
+}
+CYMLP_FLUSH(float, uint32_t, 0x7F800000u)
+CYMLP_FLUSH(double, uint64_t, 0x7FF0000000000000ull)
+
+/* Adam's update (torch.optim.Adam), bound by a square root and a division
+   per parameter. float32 parameters are updated in double precision, as the
+   cancellations in Adam's first steps need. torch divides sqrt(v) by
+   sqrt(1 - beta2^t); multiplying by the reciprocal saves a division per
+   parameter and differs only in the last bit. */
+#define CYMLP_ADAM_UPDATE(T)                                                    \
+CYMLP_CLONES static void adam_update_##T(                                      \
+        Py_ssize_t n, T *restrict params, const T *restrict grad,              \
+        T *restrict first, T *restrict second, double beta1, double beta2,     \
+        double step_size, double inverse_correction2, double eps) {            \
+    for (Py_ssize_t i = 0; i < n; i++) {                                        \
+        double g = grad[i];                                                     \
+        double moment = first[i] + (1 - beta1) * (g - first[i]);                \
+        double variance = beta2 * second[i] + (1 - beta2) * g * g;              \
+        first[i] = flush_##T((T)moment);                                        \
+        second[i] = flush_##T((T)variance);                                     \
+        params[i] = (T)(params[i] - step_size                                   \
+                        * (moment / (sqrt(variance) * inverse_correction2 + eps))); \
+    }                                                                           \
+}
+CYMLP_ADAM_UPDATE(float)
+CYMLP_ADAM_UPDATE(double)
 
 #endif
