@@ -485,7 +485,9 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
                          Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                          floating* workspace, Py_ssize_t capacity,
                          floating* delta, floating* spare, floating* grad,
-                         double learning_rate, const floating* x_next) noexcept nogil:
+                         double learning_rate, const floating* x_next,
+                         const cymlp_step* step, floating* state,
+                         Py_ssize_t n_params) noexcept nogil:
     """Backpropagate delta = dLoss/dz of the output layer.
 
     With ``grad``, write dLoss/dparams there. With ``grad`` NULL, apply plain
@@ -496,6 +498,9 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
     pass over the first layer's weights also computes the next row's first
     product ``x_next W`` into that layer's activation buffer, which is no
     longer read; the next ``forward_batch`` starts from it (``first_done``).
+    With ``step`` (one row, any other optimizer), each layer's optimizer step
+    is taken in the pass over its weights that passes delta back, with the
+    moments in ``state`` (two buffers of ``n_params``): no gradient is stored.
     """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
@@ -504,12 +509,18 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
     cdef floating* target
     cdef floating alpha = 1 if grad != NULL else <floating>(-learning_rate)
     cdef floating beta = 0 if grad != NULL else 1
+    cdef floating one = 1
+    cdef floating* second = state + n_params if state != NULL else NULL
     for l in range(n_layers - 1, -1, -1):
         row = layout + l * LAYOUT_COLUMNS
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity)
-        if l == 0 and rows == 1 and grad == NULL and x_next != NULL:
+        if rows == 1 and step != NULL:
+            row_optimizer(n_in, n_out, a_prev, delta, params + row[W_OFFSET],
+                          state + row[W_OFFSET], second + row[W_OFFSET],
+                          spare if l > 0 else NULL, step)
+        elif l == 0 and rows == 1 and grad == NULL and x_next != NULL:
             first_layer_step(n_in, n_out, alpha, x, delta, params + row[W_OFFSET], x_next,
                              workspace + activation_offset(layout, 1, capacity))
         elif rows == 1:
@@ -528,7 +539,10 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
             multiply_derivative(<int>layout[(l - 1) * LAYOUT_COLUMNS + ACTIVATION],
                                 spare, a_prev, rows * n_in)
         bias_offset = row[B_OFFSET]
-        if bias_offset >= 0:
+        if bias_offset >= 0 and rows == 1 and step != NULL:
+            row_optimizer(1, n_out, &one, delta, params + bias_offset, state + bias_offset,
+                          second + bias_offset, NULL, step)
+        elif bias_offset >= 0:
             # The bias gradient sums delta over the rows, in row order, into its
             # first row (delta is not read again): contiguous, vectorised adds.
             target = (grad if grad != NULL else params) + bias_offset
@@ -576,7 +590,9 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
 cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
                              Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                              floating* workspace, Py_ssize_t capacity, floating* grad,
-                             double learning_rate, const floating* x_next) noexcept nogil:
+                             double learning_rate, const floating* x_next,
+                             const cymlp_step* step, floating* state,
+                             Py_ssize_t n_params) noexcept nogil:
     """backward_batch from the delta buffer that forward_loss filled."""
     cdef Py_ssize_t l, max_width = 0
     cdef Py_ssize_t n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
@@ -586,22 +602,70 @@ cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
         if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
             max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
     backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
-                   delta + capacity * max_width, grad, learning_rate, x_next)
+                   delta + capacity * max_width, grad, learning_rate, x_next, step, state,
+                   n_params)
 
 
 # ---------------------------------------------------------------- optimizers
 
 cdef extern from "loops.h" nogil:
+    # One optimizer step, for row_optimizer (the kinds are loops.h's).
+    enum:
+        CYMLP_STEP_SGD
+        CYMLP_STEP_MOMENTUM
+        CYMLP_STEP_NESTEROV
+        CYMLP_STEP_ADAM
+    ctypedef struct cymlp_step:
+        int kind
+        double learning_rate, momentum, weight_decay
+        double beta1, beta2, step_size, inverse_correction2, eps
+    # One row's backward products and optimizer step on a layer, in one pass.
+    void row_optimizer_float(Py_ssize_t n_in, Py_ssize_t n_out, const float* a_prev,
+                             const float* delta, float* w, float* first, float* second,
+                             float* delta_prev, const cymlp_step* step)
+    void row_optimizer_double(Py_ssize_t n_in, Py_ssize_t n_out, const double* a_prev,
+                              const double* delta, double* w, double* first, double* second,
+                              double* delta_prev, const cymlp_step* step)
     # x, or +0 where x is zero or subnormal (integer operations: vectorises).
     float flush_float(float x)
     double flush_double(double x)
-    # Adam's update, in double precision whatever the parameters' type.
+    # Adam's update of n parameters, in their precision.
     void adam_update_double(Py_ssize_t n, double* params, const double* grad, double* first,
                             double* second, double beta1, double beta2, double step_size,
                             double inverse_correction2, double eps)
     void adam_update_float(Py_ssize_t n, float* params, const float* grad, float* first,
                            float* second, double beta1, double beta2, double step_size,
                            double inverse_correction2, double eps)
+
+
+cdef inline void row_optimizer(Py_ssize_t n_in, Py_ssize_t n_out, const floating* a_prev,
+                               const floating* delta, floating* w, floating* first,
+                               floating* second, floating* delta_prev,
+                               const cymlp_step* step) noexcept nogil:
+    """delta_prev = W delta, then one optimizer step of W on the gradient a_prev^T delta."""
+    if floating is float:
+        row_optimizer_float(n_in, n_out, a_prev, delta, w, first, second, delta_prev, step)
+    else:
+        row_optimizer_double(n_in, n_out, a_prev, delta, w, first, second, delta_prev, step)
+
+
+cdef void fill_step(const double* hyperparams, int optimizer_code, long long step,
+                    cymlp_step* out) noexcept nogil:
+    """The optimizer step number ``step`` (from 1) as row_optimizer takes it."""
+    out.learning_rate = hyperparams[LEARNING_RATE]
+    out.momentum = hyperparams[MOMENTUM]
+    out.weight_decay = hyperparams[WEIGHT_DECAY]
+    out.beta1 = hyperparams[BETA1]
+    out.beta2 = hyperparams[BETA2]
+    out.eps = hyperparams[EPSILON]
+    if optimizer_code == ADAM:
+        out.kind = CYMLP_STEP_ADAM
+        out.step_size = hyperparams[LEARNING_RATE] / (1.0 - hyperparams[BETA1] ** step)
+        out.inverse_correction2 = 1.0 / sqrt(1.0 - hyperparams[BETA2] ** step)
+    elif hyperparams[MOMENTUM] == 0:
+        out.kind = CYMLP_STEP_SGD
+    else:
+        out.kind = CYMLP_STEP_NESTEROV if hyperparams[NESTEROV] != 0 else CYMLP_STEP_MOMENTUM
 
 
 cdef inline floating flush(floating x) noexcept nogil:
@@ -756,7 +820,7 @@ def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout, i
                              n_rows, &n_correct, False)
         # params is only read when a gradient buffer is given.
         backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, &X[0, 0],
-                           n_rows, &workspace[0], n_rows, &grad[0], 0.0, NULL)
+                           n_rows, &workspace[0], n_rows, &grad[0], 0.0, NULL, NULL, NULL, 0)
     return total / n_rows
 
 
@@ -1082,6 +1146,7 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
     # One row at a time with plain SGD, each step also computes the next row's
     # first product (backward_batch's x_next), which the next forward pass uses.
     cdef bint first_done = False
+    cdef cymlp_step step
     rows_done[0] = 0
     loss_failed[0] = False
     while start < n_rows:
@@ -1105,11 +1170,17 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
             if t.batch_size == 1 and start + 1 < n_rows:
                 next_inputs = X + order[start + 1] * n_in
             backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, NULL, t.hyperparams[LEARNING_RATE], next_inputs)
+                               t.capacity, NULL, t.hyperparams[LEARNING_RATE], next_inputs,
+                               NULL, NULL, 0)
             first_done = next_inputs != NULL
+        elif rows == 1:
+            # The optimizer's step taken layer by layer, in the backward pass.
+            fill_step(t.hyperparams, t.optimizer_code, t.step, &step)
+            backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
+                               t.capacity, NULL, 0.0, NULL, &step, state, t.n_params)
         else:
             backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, grad, 0.0, NULL)
+                               t.capacity, grad, 0.0, NULL, NULL, NULL, 0)
             optimizer_step(t.optimizer_code, t.hyperparams, params, grad, state, t.n_params,
                            t.step)
         if checked and not (all_finite(t.n_params, params) and (

@@ -249,27 +249,103 @@ CYMLP_INLINE T flush_##T(T x) {                                                 
 CYMLP_FLUSH(float, uint32_t, 0x7F800000u)
 CYMLP_FLUSH(double, uint64_t, 0x7FF0000000000000ull)
 
-/* Adam's update (torch.optim.Adam), bound by a square root and a division
-   per parameter. float32 parameters are updated in double precision, as the
-   cancellations in Adam's first steps need. torch divides sqrt(v) by
-   sqrt(1 - beta2^t); multiplying by the reciprocal saves a division per
-   parameter and differs only in the last bit. */
+CYMLP_INLINE float sqrt_float(float x) { return sqrtf(x); }
+CYMLP_INLINE double sqrt_double(double x) { return sqrt(x); }
+
+/* Adam's update of one parameter p with gradient g (torch.optim.Adam), in
+   the parameters' precision as torch computes it, with the step's constants
+   (from double) rounded to it: (p, m, v) are updated in place. torch divides
+   sqrt(v) by sqrt(1 - beta2^t); multiplying by the reciprocal saves a
+   division per parameter and differs only in the last bit. */
+#define CYMLP_ADAM_ONE(T)                                                       \
+CYMLP_INLINE void adam_one_##T(T g, T *p, T *m, T *v, T keep1, T beta2,        \
+                               T keep2, T step_size, T correction, T eps) {    \
+    const T moment = *m + keep1 * (g - *m);                                     \
+    const T variance = beta2 * *v + keep2 * g * g;                              \
+    *m = flush_##T(moment);                                                     \
+    *v = flush_##T(variance);                                                   \
+    *p = *p - step_size * (moment / (sqrt_##T(variance) * correction + eps));   \
+}
+CYMLP_ADAM_ONE(float)
+CYMLP_ADAM_ONE(double)
+
+/* Adam's update of n parameters, bound by a square root and a division per
+   parameter. */
 #define CYMLP_ADAM_UPDATE(T)                                                    \
 CYMLP_CLONES static void adam_update_##T(                                      \
         Py_ssize_t n, T *restrict params, const T *restrict grad,              \
         T *restrict first, T *restrict second, double beta1, double beta2,     \
         double step_size, double inverse_correction2, double eps) {            \
-    for (Py_ssize_t i = 0; i < n; i++) {                                        \
-        double g = grad[i];                                                     \
-        double moment = first[i] + (1 - beta1) * (g - first[i]);                \
-        double variance = beta2 * second[i] + (1 - beta2) * g * g;              \
-        first[i] = flush_##T((T)moment);                                        \
-        second[i] = flush_##T((T)variance);                                     \
-        params[i] = (T)(params[i] - step_size                                   \
-                        * (moment / (sqrt(variance) * inverse_correction2 + eps))); \
-    }                                                                           \
+    const T keep1 = (T)(1 - beta1), beta2_ = (T)beta2, keep2 = (T)(1 - beta2); \
+    const T size = (T)step_size, correction = (T)inverse_correction2, eps_ = (T)eps; \
+    for (Py_ssize_t i = 0; i < n; i++)                                          \
+        adam_one_##T(grad[i], params + i, first + i, second + i, keep1, beta2_, \
+                     keep2, size, correction, eps_);                            \
 }
 CYMLP_ADAM_UPDATE(float)
 CYMLP_ADAM_UPDATE(double)
+
+/* One optimizer step of torch.optim.SGD (with momentum or weight decay) or
+   torch.optim.Adam, as _kernels.pyx's optimizer_step takes it. */
+enum { CYMLP_STEP_SGD = 0, CYMLP_STEP_MOMENTUM = 1, CYMLP_STEP_NESTEROV = 2, CYMLP_STEP_ADAM = 3 };
+typedef struct {
+    int kind;
+    double learning_rate, momentum, weight_decay;    /* SGD's, rounded to T when used */
+    double beta1, beta2, step_size, inverse_correction2, eps;   /* Adam's, this step */
+} cymlp_step;
+
+/* One row's backward products and optimizer step on one layer, in one pass
+   over W: delta_prev = W delta (W before the step; skipped when delta_prev is
+   NULL), then every weight steps with its gradient g = a_prev[i] delta[j]
+   (plus weight_decay W[i, j]), its moments in first and second (laid out as
+   W). The same operations as row_backward's gradient followed by
+   optimizer_step, so the same bits; the gradient is never stored. A bias is
+   a layer of one input, 1. */
+#define CYMLP_ROW_OPTIMIZER(T)                                                  \
+CYMLP_CLONES static void row_optimizer_##T(                                    \
+        Py_ssize_t n_in, Py_ssize_t n_out, const T *restrict a_prev,           \
+        const T *restrict delta, T *restrict w, T *restrict first,             \
+        T *restrict second, T *restrict delta_prev, const cymlp_step *step) {  \
+    const T learning_rate = (T)step->learning_rate, momentum = (T)step->momentum; \
+    const T weight_decay = (T)step->weight_decay;                               \
+    const T keep1 = (T)(1 - step->beta1), beta2 = (T)step->beta2;              \
+    const T keep2 = (T)(1 - step->beta2), eps = (T)step->eps;                   \
+    const T step_size = (T)step->step_size, correction = (T)step->inverse_correction2; \
+    const int kind = step->kind;                                                \
+    Py_ssize_t i, j;                                                            \
+    for (i = 0; i < n_in; i++) {                                                \
+        T *row = w + i * n_out, *m = first + i * n_out, *v = second + i * n_out; \
+        const T scale = a_prev[i];                                              \
+        if (delta_prev != NULL)                                                 \
+            delta_prev[i] = row_dot_##T(n_out, delta, row);                     \
+        if (kind == CYMLP_STEP_ADAM) {                                          \
+            for (j = 0; j < n_out; j++) {                                       \
+                T gradient = scale * delta[j];                                  \
+                if (weight_decay != 0)                                          \
+                    gradient += weight_decay * row[j];                          \
+                adam_one_##T(gradient, row + j, m + j, v + j, keep1, beta2, keep2, \
+                             step_size, correction, eps);                       \
+            }                                                                   \
+        } else if (kind == CYMLP_STEP_SGD) {                                    \
+            for (j = 0; j < n_out; j++) {                                       \
+                T gradient = scale * delta[j];                                  \
+                if (weight_decay != 0)                                          \
+                    gradient += weight_decay * row[j];                          \
+                row[j] -= learning_rate * gradient;                             \
+            }                                                                   \
+        } else {                                                                \
+            const int nesterov = kind == CYMLP_STEP_NESTEROV;                   \
+            for (j = 0; j < n_out; j++) {                                       \
+                T gradient = scale * delta[j];                                  \
+                if (weight_decay != 0)                                          \
+                    gradient += weight_decay * row[j];                          \
+                m[j] = flush_##T(momentum * m[j] + gradient);                   \
+                row[j] -= learning_rate * (nesterov ? gradient + momentum * m[j] : m[j]); \
+            }                                                                   \
+        }                                                                       \
+    }                                                                           \
+}
+CYMLP_ROW_OPTIMIZER(float)
+CYMLP_ROW_OPTIMIZER(double)
 
 #endif
