@@ -94,6 +94,9 @@ cdef long long SMALL_GEMM = 256
 # ---------------------------------------------------------------- matrix products
 
 cdef extern from "loops.h" nogil:
+    # a = 1 / (1 + exp(-a)) in place, with an exp of its own that vectorises.
+    void sigmoid_float(Py_ssize_t n, float* a)
+    void sigmoid_double(Py_ssize_t n, double* a)
     # Batches of one row: x W, and the backward products in one pass over W.
     void row_times_matrix_float(Py_ssize_t n_in, Py_ssize_t n_out, const float* x,
                                 const float* w, float* z)
@@ -295,12 +298,6 @@ cdef inline floating exp_(floating x) noexcept nogil:
         return exp(x)
 
 
-cdef inline floating sigmoid(floating z) noexcept nogil:
-    """1 / (1 + exp(-z)), written so that exp never overflows."""
-    cdef floating e = exp_(-z if z >= 0 else z)
-    return 1 / (1 + e) if z >= 0 else e / (1 + e)
-
-
 cdef inline floating row_max(const floating* row, Py_ssize_t width) noexcept nogil:
     """The largest of ``width`` values (softmax and log-sum-exp subtract it)."""
     cdef Py_ssize_t j
@@ -331,8 +328,10 @@ cdef void activate(int code, floating* a, const floating* bias, floating* z_out,
         if z_out != NULL:
             memcpy(z_out + r * width, row, width * sizeof(floating))
         if code == SIGMOID:
-            for j in range(width):
-                row[j] = sigmoid(row[j])
+            if floating is float:
+                sigmoid_float(width, row)
+            else:
+                sigmoid_double(width, row)
         elif code == TANH:
             for j in range(width):
                 row[j] = tanhf(row[j]) if floating is float else tanh(row[j])

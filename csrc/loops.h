@@ -249,6 +249,63 @@ CYMLP_INLINE T flush_##T(T x) {                                                 
 CYMLP_FLUSH(float, uint32_t, 0x7F800000u)
 CYMLP_FLUSH(double, uint64_t, 0x7FF0000000000000ull)
 
+/* exp(x) for x <= 0 (and NaN), as sigmoid needs it, in plain arithmetic
+   that vectorises: x = k ln 2 + r with |r| <= ln(2) / 2, exp(r) from its
+   Taylor polynomial (degree 13 for double, 7 for float: truncation below
+   half an ulp), times 2^k applied as two normal powers of two (so results
+   in the subnormal range round once). Within about an ulp of the correctly
+   rounded value; the same bits on every CPU. NaN stays NaN. */
+#define CYMLP_EXP_NONPOSITIVE(T, BITS, MANTISSA, BIAS, FLOOR, LN2_HI, LN2_LO, TERMS) \
+CYMLP_INLINE T exp_nonpositive_##T(T x) {                                      \
+    const T shifter = (T)1.5 * (T)((BITS)1 << MANTISSA);                        \
+    BITS shifter_bits, k1_bits, k2_bits, s1_bits, s2_bits;                      \
+    T s1, s2, k1, k2, t1, t2;                                                   \
+    x = x < FLOOR ? FLOOR : x;                 /* exp(FLOOR) rounds to 0 */    \
+    const T t = x * (T)1.4426950408889634 + shifter;   /* k = round(x / ln 2) */ \
+    const T k = t - shifter;                                                    \
+    const T r = (x - k * LN2_HI) - k * LN2_LO;                                  \
+    T p = TERMS;                                                                \
+    /* 2^k = 2^k1 2^k2 with k1 = round(k / 2) and k2 = k - k1. */              \
+    t1 = k * (T)0.5 + shifter;                                                  \
+    k1 = t1 - shifter;                                                          \
+    k2 = k - k1;                                                                \
+    t2 = k2 + shifter;                                                          \
+    memcpy(&shifter_bits, &shifter, sizeof shifter_bits);                       \
+    memcpy(&k1_bits, &t1, sizeof k1_bits);                                      \
+    memcpy(&k2_bits, &t2, sizeof k2_bits);                                      \
+    s1_bits = (k1_bits - shifter_bits + BIAS) << MANTISSA;                      \
+    s2_bits = (k2_bits - shifter_bits + BIAS) << MANTISSA;                      \
+    memcpy(&s1, &s1_bits, sizeof s1);                                           \
+    memcpy(&s2, &s2_bits, sizeof s2);                                           \
+    return p * s1 * s2;                                                         \
+}
+/* Horner's scheme for the Taylor polynomial of exp(r). */
+#define CYMLP_TAYLOR_DOUBLE                                                     \
+    1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 \
+    + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 \
+    + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600      \
+    + r * (1.0 / 6227020800)))))))))))))
+#define CYMLP_TAYLOR_FLOAT                                                      \
+    1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 \
+    + r * (1.0f / 720 + r * (1.0f / 5040)))))))
+CYMLP_EXP_NONPOSITIVE(float, uint32_t, 23, 127, -104.0f, 0.693145751953125f,
+                      1.428606765330187e-06f, CYMLP_TAYLOR_FLOAT)
+CYMLP_EXP_NONPOSITIVE(double, uint64_t, 52, 1023, -746.0, 0.693147180369123816490,
+                      1.90821492927058770002e-10, CYMLP_TAYLOR_DOUBLE)
+
+/* a = 1 / (1 + exp(-z)) in place, written so that exp never overflows:
+   exp(-|z|), then 1 / (1 + e) for z >= 0 and e / (1 + e) below. */
+#define CYMLP_SIGMOID(T)                                                        \
+CYMLP_CLONES static void sigmoid_##T(Py_ssize_t n, T *restrict a) {            \
+    for (Py_ssize_t i = 0; i < n; i++) {                                        \
+        const T z = a[i];                                                       \
+        const T e = exp_nonpositive_##T(z >= 0 ? -z : z);                       \
+        a[i] = (z >= 0 ? (T)1 : e) / (1 + e);                                   \
+    }                                                                           \
+}
+CYMLP_SIGMOID(float)
+CYMLP_SIGMOID(double)
+
 CYMLP_INLINE float sqrt_float(float x) { return sqrtf(x); }
 CYMLP_INLINE double sqrt_double(double x) { return sqrt(x); }
 

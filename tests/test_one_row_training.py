@@ -102,3 +102,26 @@ def test_small_networks_do_not_load_blas():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True)
     assert result.stdout.split() == ["False", "True"], result.stdout + result.stderr
+
+
+def test_sigmoid_is_within_two_ulps_everywhere(backend, dtype):
+    """Both backends' sigmoid against the exact value (long double where the
+    platform has it), over the whole range, with exact 0 and 1 at the ends."""
+    net = MLP([1, 1], output_activation="sigmoid", seed=0, dtype=dtype, backend=backend)
+    state = net.state_dict()
+    state["params"] = np.array([1.0, 0.0], dtype=dtype)   # a = sigmoid(1 z + 0)
+    net.load_state_dict(state)
+    rng = np.random.default_rng(5)
+    z = np.concatenate([np.linspace(-120, 120, 48001), rng.standard_normal(20000) * 20,
+                        [0.0, -0.0, 1e-30, -1e-30]]).astype(dtype)
+    got = net.predict(z.reshape(-1, 1))[:, 0]
+    exact = z.astype(np.longdouble)
+    with np.errstate(over="ignore"):
+        reference = np.where(exact >= 0, 1 / (1 + np.exp(-exact)),
+                             np.exp(exact) / (1 + np.exp(exact)))
+    normal = reference >= np.finfo(dtype).tiny
+    ulps = (np.abs(got[normal] - reference[normal])
+            / np.spacing(reference[normal].astype(dtype)))
+    assert ulps.max() <= 2.5
+    extremes = net.predict(np.array([[1e4], [-1e4], [40], [0]], dtype))[:, 0]
+    assert list(extremes) == [1, 0, 1, 0.5]
