@@ -264,6 +264,7 @@ CYMLP_INLINE T exp_nonpositive_##T(T x) {                                      \
     const T t = x * (T)1.4426950408889634 + shifter;   /* k = round(x / ln 2) */ \
     const T k = t - shifter;                                                    \
     const T r = (x - k * LN2_HI) - k * LN2_LO;                                  \
+    const T r2 = r * r, r4 = r2 * r2;                                           \
     T p = TERMS;                                                                \
     /* 2^k = 2^k1 2^k2 with k1 = round(k / 2) and k2 = k - k1. */              \
     t1 = k * (T)0.5 + shifter;                                                  \
@@ -279,28 +280,46 @@ CYMLP_INLINE T exp_nonpositive_##T(T x) {                                      \
     memcpy(&s2, &s2_bits, sizeof s2);                                           \
     return p * s1 * s2;                                                         \
 }
-/* Horner's scheme for the Taylor polynomial of exp(r). */
+/* The Taylor polynomial of exp(r) by Estrin's scheme: independent partial
+   sums of powers of r, so that its latency (what a narrow layer waits on)
+   is a few operations rather than one per degree. */
+/* (The small terms are summed first and 1 is added last, which keeps the
+   rounding error near half an ulp.) */
 #define CYMLP_TAYLOR_DOUBLE                                                     \
-    1 + r * (1 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 \
-    + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 \
-    + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600      \
-    + r * (1.0 / 6227020800)))))))))))))
+    (1 + (r + (r2 * (1.0 / 2 + r * (1.0 / 6))                                  \
+               + (r4 * ((1.0 / 24 + r * (1.0 / 120)) + r2 * (1.0 / 720 + r * (1.0 / 5040))) \
+                  + r4 * r4 * ((1.0 / 40320 + r * (1.0 / 362880))               \
+                               + r2 * (1.0 / 3628800 + r * (1.0 / 39916800))    \
+                               + r4 * (1.0 / 479001600 + r * (1.0 / 6227020800)))))))
 #define CYMLP_TAYLOR_FLOAT                                                      \
-    1 + r * (1 + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 \
-    + r * (1.0f / 720 + r * (1.0f / 5040)))))))
+    (1 + (r + (r2 * (1.0f / 2 + r * (1.0f / 6))                                \
+               + r4 * ((1.0f / 24 + r * (1.0f / 120)) + r2 * (1.0f / 720 + r * (1.0f / 5040))))))
 CYMLP_EXP_NONPOSITIVE(float, uint32_t, 23, 127, -104.0f, 0.693145751953125f,
                       1.428606765330187e-06f, CYMLP_TAYLOR_FLOAT)
 CYMLP_EXP_NONPOSITIVE(double, uint64_t, 52, 1023, -746.0, 0.693147180369123816490,
                       1.90821492927058770002e-10, CYMLP_TAYLOR_DOUBLE)
 
 /* a = 1 / (1 + exp(-z)) in place, written so that exp never overflows:
-   exp(-|z|), then 1 / (1 + e) for z >= 0 and e / (1 + e) below. */
+   exp(-|z|), then 1 / (1 + e) for z >= 0 and e / (1 + e) below. Blocks of
+   16, the last one padded, so that narrow layers are one vector pass too. */
 #define CYMLP_SIGMOID(T)                                                        \
+CYMLP_INLINE T sigmoid_one_##T(T z) {                                          \
+    const T e = exp_nonpositive_##T(z >= 0 ? -z : z);                           \
+    return (z >= 0 ? (T)1 : e) / (1 + e);                                       \
+}                                                                               \
 CYMLP_CLONES static void sigmoid_##T(Py_ssize_t n, T *restrict a) {            \
-    for (Py_ssize_t i = 0; i < n; i++) {                                        \
-        const T z = a[i];                                                       \
-        const T e = exp_nonpositive_##T(z >= 0 ? -z : z);                       \
-        a[i] = (z >= 0 ? (T)1 : e) / (1 + e);                                   \
+    Py_ssize_t i = 0, j;                                                        \
+    for (; i + 16 <= n; i += 16)                                                \
+        for (j = 0; j < 16; j++)                                                \
+            a[i + j] = sigmoid_one_##T(a[i + j]);                               \
+    if (i < n) {                                                                \
+        T block[16] = {0};                                                      \
+        for (j = 0; j < n - i; j++)                                             \
+            block[j] = a[i + j];                                                \
+        for (j = 0; j < 16; j++)                                                \
+            block[j] = sigmoid_one_##T(block[j]);                               \
+        for (j = 0; j < n - i; j++)                                             \
+            a[i + j] = block[j];                                                \
     }                                                                           \
 }
 CYMLP_SIGMOID(float)
