@@ -576,7 +576,9 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
     cdef floating* delta = z_out + capacity * n_out
     cdef const floating* y_row
     cdef double total = 0
-    forward_batch(params, layout, n_layers, x, rows, workspace, capacity, z_out, first_done)
+    # Only the losses on logits read the output pre-activations.
+    forward_batch(params, layout, n_layers, x, rows, workspace, capacity,
+                  z_out if loss_code == BCE or loss_code == CROSS_ENTROPY else NULL, first_done)
     for r in range(rows):
         y_row = y + (y_rows[r] if y_rows != NULL else r) * n_out
         total += output_delta(loss_code, activation, a_out + r * n_out,

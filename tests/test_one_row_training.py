@@ -64,7 +64,7 @@ def test_per_sample_sgd_matches_the_oracle(backend, dtype, width):
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("sizes", [(30, 5, 3), (70, 33, 9), (9, 65, 17, 1)],
+@pytest.mark.parametrize("sizes", [(30, 5, 3), (70, 33, 9), (9, 65, 17, 1), (6, 4)],
                          ids=lambda sizes: "-".join(map(str, sizes)))
 def test_fused_first_layer_pass_gives_the_same_bits(backend, dtype, sizes):
     """One fit over all rows (each step also computes the next row's first
