@@ -24,6 +24,7 @@ point that keep a mistake in the Python layer from writing outside a buffer.
 from cython cimport floating
 from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
 from libc.string cimport memcpy
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
 __all__ = ["Trainer", "evaluate", "forward", "loss_and_grad", "uses_blas"]
@@ -867,15 +868,19 @@ cdef class Trainer:
     """
 
     cdef readonly object params, layout, X, Y, state
-    cdef object workspace, grad, snapshots, rows, evaluation_workspace
+    cdef object workspace, grad, snapshots, evaluation_workspace
     cdef readonly Py_ssize_t batch_size
     cdef readonly long long step
     cdef int loss_code, optimizer_code, n_layers, current
     cdef Py_ssize_t n_params, capacity, n_in
     cdef bint single, plain_sgd, keeps_state
     cdef double hyperparams[N_HYPERPARAMS]
-    # Per run slot (the current run and the one before): rows, rate, step at start.
+    # Per run slot (the current run and the one before): its rows (a copy of
+    # its part of ``order``, in buffers the trainer owns), rate, step at start.
+    cdef Py_ssize_t* rows[2]
+    cdef Py_ssize_t row_capacity[2]
     cdef Py_ssize_t row_counts[2]
+    cdef Py_ssize_t n_rows
     cdef double rates[2]
     cdef long long start_steps[2]
     cdef void* params_data
@@ -934,8 +939,8 @@ cdef class Trainer:
         self.workspace = numpy.empty(width * self.capacity, dtype=dtype)
         # Two snapshots of params and state (one per run slot), and the rows of each run.
         self.snapshots = numpy.empty((2, 3 * self.n_params), dtype=dtype)
-        self.rows = [numpy.empty(0, dtype=numpy.intp), numpy.empty(0, dtype=numpy.intp)]
         self.row_counts[0] = self.row_counts[1] = 0
+        self.n_rows = X.shape[0]
         self.current = 0
         self.layout_data = &layout_view[0, 0]
         self.params_data = numpy_data(params)
@@ -946,6 +951,10 @@ cdef class Trainer:
         self.workspace_data = numpy_data(self.workspace)
         self.snapshots_data = numpy_data(self.snapshots)
         self.evaluation_workspace = None
+
+    def __dealloc__(self):
+        PyMem_Free(self.rows[0])
+        PyMem_Free(self.rows[1])
 
     def evaluate(self, X, Y):
         """(summed loss, rows classified correctly) of the network now on ``(X, Y)``.
@@ -995,11 +1004,11 @@ cdef class Trainer:
             training diverged; ``-r`` when the last batch of the previous
             run (``r`` rows) had to be undone as well.
         """
-        import numpy
-        cdef Py_ssize_t r, n_rows = self.X.shape[0], n_correct = 0, rows_done
+        cdef Py_ssize_t r, n_rows = self.n_rows, n_correct = 0, rows_done
         cdef double loss_sum = 0
         cdef const Py_ssize_t* current_rows
         cdef const Py_ssize_t* previous_rows = NULL
+        cdef Py_ssize_t* grown
         if not 0 <= start <= stop <= order.shape[0]:
             raise ValueError("start and stop must satisfy 0 <= start <= stop <= len(order)")
         for r in range(start, stop):
@@ -1011,12 +1020,18 @@ cdef class Trainer:
             raise ValueError("a batch of this run has more rows than X: the workspace holds "
                              f"{self.capacity}")
         self.current ^= 1
-        if self.rows[self.current].shape[0] < stop - start:
-            self.rows[self.current] = numpy.empty(stop - start, dtype=numpy.intp)
-        self.rows[self.current][:stop - start] = order[start:stop]
-        current_rows = <const Py_ssize_t*>numpy_data(self.rows[self.current])
+        if self.row_capacity[self.current] < stop - start:
+            grown = <Py_ssize_t*>PyMem_Realloc(self.rows[self.current],
+                                               (stop - start) * sizeof(Py_ssize_t))
+            if grown == NULL:
+                self.current ^= 1
+                raise MemoryError("no memory for the row order of this run")
+            self.rows[self.current] = grown
+            self.row_capacity[self.current] = stop - start
+        memcpy(self.rows[self.current], &order[start], (stop - start) * sizeof(Py_ssize_t))
+        current_rows = self.rows[self.current]
         if self.row_counts[self.current ^ 1]:
-            previous_rows = <const Py_ssize_t*>numpy_data(self.rows[self.current ^ 1])
+            previous_rows = self.rows[self.current ^ 1]
         self.row_counts[self.current] = stop - start
         self.rates[self.current] = self.hyperparams[LEARNING_RATE]
         self.start_steps[self.current] = self.step
