@@ -25,7 +25,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+/* CYMLP_BASELINE_ONLY (a build option) compiles the portable baseline alone:
+   CI compares its results with the multiversioned build's, bit for bit. */
+#if !defined(CYMLP_BASELINE_ONLY) && defined(__x86_64__) && defined(__linux__) \
+    && (defined(__GNUC__) || defined(__clang__))
 #define CYMLP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CYMLP_CLONES
