@@ -24,10 +24,10 @@ point that keep a mistake in the Python layer from writing outside a buffer.
 from cython cimport floating
 from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
 from libc.string cimport memcpy
-from libc.float cimport FLT_MIN, DBL_MIN
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
-__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad"]
+__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad", "uses_blas"]
 
 # Layout columns (cymlp/_params.py).
 cdef enum:
@@ -94,6 +94,57 @@ cdef long long SMALL_GEMM = 256
 
 # ---------------------------------------------------------------- matrix products
 
+cdef extern from "loops.h" nogil:
+    # a = 1 / (1 + exp(-a)) in place, with an exp of its own that vectorises.
+    void sigmoid_float(Py_ssize_t n, float* a)
+    void sigmoid_double(Py_ssize_t n, double* a)
+    # Batches of one row: x W, and the backward products in one pass over W.
+    void row_times_matrix_float(Py_ssize_t n_in, Py_ssize_t n_out, const float* x,
+                                const float* w, float* z)
+    void row_times_matrix_double(Py_ssize_t n_in, Py_ssize_t n_out, const double* x,
+                                 const double* w, double* z)
+    void row_backward_float(Py_ssize_t n_in, Py_ssize_t n_out, float alpha,
+                            const float* a_prev, const float* delta, float* w, float* grad,
+                            float* delta_prev)
+    void row_backward_double(Py_ssize_t n_in, Py_ssize_t n_out, double alpha,
+                             const double* a_prev, const double* delta, double* w,
+                             double* grad, double* delta_prev)
+    void first_layer_step_float(Py_ssize_t n_in, Py_ssize_t n_out, float alpha, const float* x,
+                                const float* delta, float* w, const float* x_next,
+                                float* z_next)
+    void first_layer_step_double(Py_ssize_t n_in, Py_ssize_t n_out, double alpha,
+                                 const double* x, const double* delta, double* w,
+                                 const double* x_next, double* z_next)
+
+
+cdef inline void row_times_matrix(Py_ssize_t n_in, Py_ssize_t n_out, const floating* x,
+                                  const floating* w, floating* z) noexcept nogil:
+    """z = x W for one row x (loops.h)."""
+    if floating is float:
+        row_times_matrix_float(n_in, n_out, x, w, z)
+    else:
+        row_times_matrix_double(n_in, n_out, x, w, z)
+
+
+cdef inline void row_backward(Py_ssize_t n_in, Py_ssize_t n_out, floating alpha,
+                              const floating* a_prev, const floating* delta, floating* w,
+                              floating* grad, floating* delta_prev) noexcept nogil:
+    """delta_prev = W delta, then W += alpha a_prev^T delta or grad = a_prev^T delta."""
+    if floating is float:
+        row_backward_float(n_in, n_out, alpha, a_prev, delta, w, grad, delta_prev)
+    else:
+        row_backward_double(n_in, n_out, alpha, a_prev, delta, w, grad, delta_prev)
+
+
+cdef inline void first_layer_step(Py_ssize_t n_in, Py_ssize_t n_out, floating alpha,
+                                  const floating* x, const floating* delta, floating* w,
+                                  const floating* x_next, floating* z_next) noexcept nogil:
+    """W += alpha x^T delta, and z_next = x_next W after that step, in one pass."""
+    if floating is float:
+        first_layer_step_float(n_in, n_out, alpha, x, delta, w, x_next, z_next)
+    else:
+        first_layer_step_double(n_in, n_out, alpha, x, delta, w, x_next, z_next)
+
 cdef inline void axpy(Py_ssize_t n, floating alpha, const floating* x,
                       floating* y) noexcept nogil:
     """y += alpha x (contiguous; the compiler vectorises it)."""
@@ -158,22 +209,84 @@ cdef void small_gemm(bint trans_a, bint trans_b, int m, int n, int k, floating a
             axpy(n, alpha * (a[p * lda + i] if trans_a else a[i * lda + p]), b + p * ldb, c_row)
 
 
+# SciPy's BLAS, loaded on first need: importing scipy.linalg costs about 0.3 s,
+# and networks whose products are all small (or trained one sample at a time)
+# never call BLAS. ``uses_blas`` loads it before any product that needs it;
+# until then ``gemm`` computes everything with the loops above.
+ctypedef void (*sgemm_t)(char* transa, char* transb, int* m, int* n, int* k, float* alpha,
+                         float* a, int* lda, float* b, int* ldb, float* beta, float* c,
+                         int* ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char* transa, char* transb, int* m, int* n, int* k, double* alpha,
+                         double* a, int* lda, double* b, int* ldb, double* beta, double* c,
+                         int* ldc) noexcept nogil
+cdef sgemm_t blas_sgemm = NULL
+cdef dgemm_t blas_dgemm = NULL
+
+
+cdef int load_blas() except -1:
+    """Fetch sgemm and dgemm from scipy.linalg.cython_blas (what a cimport does)."""
+    global blas_sgemm, blas_dgemm
+    if blas_dgemm != NULL:
+        return 0
+    from scipy.linalg import cython_blas
+    functions = cython_blas.__pyx_capi__
+    blas_sgemm = <sgemm_t>PyCapsule_GetPointer(functions["sgemm"],
+                                               PyCapsule_GetName(functions["sgemm"]))
+    blas_dgemm = <dgemm_t>PyCapsule_GetPointer(functions["dgemm"],
+                                               PyCapsule_GetName(functions["dgemm"]))
+    return 0
+
+
+cdef inline bint small_product(long long m, long long n, long long k) noexcept nogil:
+    """Whether the loops compute C(m x n) = A(m x k) B(k x n) rather than BLAS.
+
+    One row (``m == 1``) or one column of A and row of B (``k == 1``) are a
+    matrix-vector product or a rank-1 update: the loops stream the matrix once,
+    where BLAS would first pack it.
+    """
+    return m * n * k < SMALL_GEMM or m == 1 or k == 1
+
+
+def uses_blas(const Py_ssize_t[:, ::1] layout, Py_ssize_t rows):
+    """Whether products of ``rows`` rows through ``layout`` call BLAS; loads it if so.
+
+    The entry points below call it before their first product; the Python
+    layer calls it before it sets the BLAS thread count.
+    """
+    return ensure_blas(layout, rows)
+
+
+cdef bint ensure_blas(const Py_ssize_t[:, ::1] layout, Py_ssize_t rows) except -1:
+    """``uses_blas``."""
+    cdef Py_ssize_t l, n_in, n_out
+    cdef bint needed = False
+    for l in range(layout.shape[0]):
+        n_in = layout[l, N_IN]
+        n_out = layout[l, N_OUT]
+        # Forward X W, backward delta W^T, and the gradient a^T delta.
+        needed |= (not small_product(rows, n_out, n_in) or not small_product(rows, n_in, n_out)
+                   or not small_product(n_in, n_out, rows))
+    if needed:
+        load_blas()
+    return needed
+
+
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
                const floating* a, int lda, const floating* b, int ldb, floating beta,
                floating* c, int ldc) noexcept nogil:
-    """Row-major C(m x n) = alpha op(A) op(B) + beta C; BLAS for all but tiny products."""
+    """Row-major C(m x n) = alpha op(A) op(B) + beta C; BLAS for all but small products."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    if <long long>m * n * k < SMALL_GEMM:
+    if small_product(m, n, k) or blas_dgemm == NULL:
         small_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     # BLAS is column-major: a row-major C is a column-major C^T = op(B)^T op(A)^T.
     if floating is float:
-        sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda,
-              &beta, c, &ldc)
+        blas_sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda,
+                   &beta, c, &ldc)
     else:
-        dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda,
-              &beta, c, &ldc)
+        blas_dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*>b, &ldb, <double*>a, &lda,
+                   &beta, c, &ldc)
 
 
 # ---------------------------------------------------------------- activations
@@ -184,12 +297,6 @@ cdef inline floating exp_(floating x) noexcept nogil:
         return expf(x)
     else:
         return exp(x)
-
-
-cdef inline floating sigmoid(floating z) noexcept nogil:
-    """1 / (1 + exp(-z)), written so that exp never overflows."""
-    cdef floating e = exp_(-z if z >= 0 else z)
-    return 1 / (1 + e) if z >= 0 else e / (1 + e)
 
 
 cdef inline floating row_max(const floating* row, Py_ssize_t width) noexcept nogil:
@@ -222,8 +329,10 @@ cdef void activate(int code, floating* a, const floating* bias, floating* z_out,
         if z_out != NULL:
             memcpy(z_out + r * width, row, width * sizeof(floating))
         if code == SIGMOID:
-            for j in range(width):
-                row[j] = sigmoid(row[j])
+            if floating is float:
+                sigmoid_float(width, row)
+            else:
+                sigmoid_double(width, row)
         elif code == TANH:
             for j in range(width):
                 row[j] = tanhf(row[j]) if floating is float else tanh(row[j])
@@ -344,8 +453,12 @@ cdef inline Py_ssize_t activation_offset(const Py_ssize_t* layout, Py_ssize_t la
 cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
                         Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                         floating* workspace, Py_ssize_t capacity,
-                        floating* z_out) noexcept nogil:
-    """Activations of every layer for ``rows`` input rows ``x``."""
+                        floating* z_out, bint first_done) noexcept nogil:
+    """Activations of every layer for ``rows`` input rows ``x``.
+
+    With ``first_done``, the first layer's product ``x W`` is already in its
+    activation buffer (left there by ``first_layer_step``).
+    """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
     cdef const floating* a_prev = x
@@ -355,8 +468,13 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a = workspace + activation_offset(layout, l + 1, capacity)
-        gemm(False, False, <int>rows, <int>n_out, <int>n_in, 1, a_prev, <int>n_in,
-             params + row[W_OFFSET], <int>n_out, 0, a, <int>n_out)
+        if l == 0 and first_done:
+            pass
+        elif rows == 1:
+            row_times_matrix(n_in, n_out, a_prev, params + row[W_OFFSET], a)
+        else:
+            gemm(False, False, <int>rows, <int>n_out, <int>n_in, 1, a_prev, <int>n_in,
+                 params + row[W_OFFSET], <int>n_out, 0, a, <int>n_out)
         bias_offset = row[B_OFFSET]
         activate(<int>row[ACTIVATION], a, params + bias_offset if bias_offset >= 0 else NULL,
                  z_out if l == n_layers - 1 else NULL, rows, n_out)
@@ -367,47 +485,75 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
                          Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                          floating* workspace, Py_ssize_t capacity,
                          floating* delta, floating* spare, floating* grad,
-                         double learning_rate) noexcept nogil:
+                         double learning_rate, const floating* x_next,
+                         const cymlp_step* step, floating* state,
+                         Py_ssize_t n_params) noexcept nogil:
     """Backpropagate delta = dLoss/dz of the output layer.
 
     With ``grad``, write dLoss/dparams there. With ``grad`` NULL, apply plain
     SGD on the fly instead, ``params -= learning_rate * dLoss/dparams``: each
     layer's update is folded into the product that computes its gradient, so
     the gradient is never stored (after that layer's weights have been used to
-    pass delta further back).
+    pass delta further back). With ``x_next`` too (plain SGD on one row), the
+    pass over the first layer's weights also computes the next row's first
+    product ``x_next W`` into that layer's activation buffer, which is no
+    longer read; the next ``forward_batch`` starts from it (``first_done``).
+    With ``step`` (one row, any other optimizer), each layer's optimizer step
+    is taken in the pass over its weights that passes delta back, with the
+    moments in ``state`` (two buffers of ``n_params``): no gradient is stored.
     """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
     cdef const floating* a_prev
     cdef floating* swap
     cdef floating* target
-    cdef floating bias_sum
     cdef floating alpha = 1 if grad != NULL else <floating>(-learning_rate)
     cdef floating beta = 0 if grad != NULL else 1
+    cdef floating one = 1
+    cdef floating* second = state + n_params if state != NULL else NULL
     for l in range(n_layers - 1, -1, -1):
         row = layout + l * LAYOUT_COLUMNS
         n_in = row[N_IN]
         n_out = row[N_OUT]
         a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity)
+        if rows == 1 and step != NULL:
+            row_optimizer(n_in, n_out, a_prev, delta, params + row[W_OFFSET],
+                          state + row[W_OFFSET], second + row[W_OFFSET],
+                          spare if l > 0 else NULL, step)
+        elif l == 0 and rows == 1 and grad == NULL and x_next != NULL:
+            first_layer_step(n_in, n_out, alpha, x, delta, params + row[W_OFFSET], x_next,
+                             workspace + activation_offset(layout, 1, capacity))
+        elif rows == 1:
+            # One pass over W for both products (delta_prev from W before the step).
+            row_backward(n_in, n_out, alpha, a_prev, delta, params + row[W_OFFSET],
+                         grad + row[W_OFFSET] if grad != NULL else NULL,
+                         spare if l > 0 else NULL)
+        else:
+            if l > 0:
+                gemm(False, True, <int>rows, <int>n_in, <int>n_out, 1, delta, <int>n_out,
+                     params + row[W_OFFSET], <int>n_out, 0, spare, <int>n_in)
+            target = (grad if grad != NULL else params) + row[W_OFFSET]
+            gemm(True, False, <int>n_in, <int>n_out, <int>rows, alpha, a_prev, <int>n_in,
+                 delta, <int>n_out, beta, target, <int>n_out)
         if l > 0:
-            gemm(False, True, <int>rows, <int>n_in, <int>n_out, 1, delta, <int>n_out,
-                 params + row[W_OFFSET], <int>n_out, 0, spare, <int>n_in)
             multiply_derivative(<int>layout[(l - 1) * LAYOUT_COLUMNS + ACTIVATION],
                                 spare, a_prev, rows * n_in)
-        target = (grad if grad != NULL else params) + row[W_OFFSET]
-        gemm(True, False, <int>n_in, <int>n_out, <int>rows, alpha, a_prev, <int>n_in,
-             delta, <int>n_out, beta, target, <int>n_out)
         bias_offset = row[B_OFFSET]
-        if bias_offset >= 0:
+        if bias_offset >= 0 and rows == 1 and step != NULL:
+            row_optimizer(1, n_out, &one, delta, params + bias_offset, state + bias_offset,
+                          second + bias_offset, NULL, step)
+        elif bias_offset >= 0:
+            # The bias gradient sums delta over the rows, in row order, into its
+            # first row (delta is not read again): contiguous, vectorised adds.
             target = (grad if grad != NULL else params) + bias_offset
-            for j in range(n_out):
-                bias_sum = 0
-                for r in range(rows):
-                    bias_sum += delta[r * n_out + j]
-                if grad != NULL:
-                    target[j] = bias_sum
-                else:
-                    target[j] += alpha * bias_sum
+            for r in range(1, rows):
+                for j in range(n_out):
+                    delta[j] += delta[r * n_out + j]
+            if grad != NULL:
+                memcpy(target, delta, n_out * sizeof(floating))
+            else:
+                for j in range(n_out):
+                    target[j] += alpha * delta[j]
         if l > 0:
             swap = delta
             delta = spare
@@ -418,10 +564,11 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
                          Py_ssize_t n_layers, int loss_code, const floating* x,
                          const floating* y, const Py_ssize_t* y_rows, Py_ssize_t rows,
                          floating* workspace, Py_ssize_t capacity,
-                         Py_ssize_t* n_correct) noexcept nogil:
+                         Py_ssize_t* n_correct, bint first_done) noexcept nogil:
     """Summed loss of a batch; leaves dLoss/dz of its mean in the delta buffer.
 
-    ``y_rows`` maps batch row r to its target row (NULL: row r itself).
+    ``y_rows`` maps batch row r to its target row (NULL: row r itself);
+    ``first_done`` as for ``forward_batch``.
     """
     cdef Py_ssize_t r, n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
     cdef int activation = <int>layout[(n_layers - 1) * LAYOUT_COLUMNS + ACTIVATION]
@@ -430,7 +577,9 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
     cdef floating* delta = z_out + capacity * n_out
     cdef const floating* y_row
     cdef double total = 0
-    forward_batch(params, layout, n_layers, x, rows, workspace, capacity, z_out)
+    # Only the losses on logits read the output pre-activations.
+    forward_batch(params, layout, n_layers, x, rows, workspace, capacity,
+                  z_out if loss_code == BCE or loss_code == CROSS_ENTROPY else NULL, first_done)
     for r in range(rows):
         y_row = y + (y_rows[r] if y_rows != NULL else r) * n_out
         total += output_delta(loss_code, activation, a_out + r * n_out,
@@ -443,7 +592,9 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
 cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
                              Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
                              floating* workspace, Py_ssize_t capacity, floating* grad,
-                             double learning_rate) noexcept nogil:
+                             double learning_rate, const floating* x_next,
+                             const cymlp_step* step, floating* state,
+                             Py_ssize_t n_params) noexcept nogil:
     """backward_batch from the delta buffer that forward_loss filled."""
     cdef Py_ssize_t l, max_width = 0
     cdef Py_ssize_t n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
@@ -453,58 +604,78 @@ cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
         if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
             max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
     backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
-                   delta + capacity * max_width, grad, learning_rate)
+                   delta + capacity * max_width, grad, learning_rate, x_next, step, state,
+                   n_params)
 
 
 # ---------------------------------------------------------------- optimizers
 
-cdef extern from *:
-    """
-    /* Adam's update is bound by a square root and a division per parameter,
-       so it is the one loop compiled several times: for AVX-512, for AVX2
-       and for the portable baseline, picked at load time by the CPU
-       (GCC/Clang function multiversioning on x86-64 Linux). The build turns
-       off multiply-add contraction, so all give identical results. One macro body serves float and double;
-       float32 parameters are updated in double precision, as the
-       cancellations in Adam's first steps need. */
-    #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-    #define CYMLP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-    #else
-    #define CYMLP_CLONES
-    #endif
-    #include <float.h>
-    #define CYMLP_ADAM_UPDATE(T, TINY)                                            \
-    CYMLP_CLONES static void adam_update_##T(                                    \
-            Py_ssize_t n, T *params, const T *grad, T *first, T *second,        \
-            double beta1, double beta2, double step_size,                       \
-            double inverse_correction2, double eps) {                           \
-        for (Py_ssize_t i = 0; i < n; i++) {                                    \
-            double g = grad[i];                                                 \
-            double moment = first[i] + (1 - beta1) * (g - first[i]);            \
-            double variance = beta2 * second[i] + (1 - beta2) * g * g;          \
-            first[i] = (T)moment;                                               \
-            second[i] = (T)variance;                                            \
-            params[i] = (T)(params[i] - step_size                               \
-                            * (moment / (sqrt(variance) * inverse_correction2 + eps))); \
-        }                                                                       \
-        /* Moments that decayed below the normal range are flushed to 0:     \
-           subnormal arithmetic is many times slower, and they are far below \
-           any effect on the weights. (A loop of its own: inside the one     \
-           above the test stops GCC from vectorising.) */                     \
-        for (Py_ssize_t i = 0; i < n; i++) {                                    \
-            first[i] = fabs(first[i]) < TINY ? (T)0 : first[i];                 \
-            second[i] = second[i] < TINY ? (T)0 : second[i];                    \
-        }                                                                       \
-    }
-    CYMLP_ADAM_UPDATE(double, DBL_MIN)
-    CYMLP_ADAM_UPDATE(float, FLT_MIN)
-    """
+cdef extern from "loops.h" nogil:
+    # One optimizer step, for row_optimizer (the kinds are loops.h's).
+    enum:
+        CYMLP_STEP_SGD
+        CYMLP_STEP_MOMENTUM
+        CYMLP_STEP_NESTEROV
+        CYMLP_STEP_ADAM
+    ctypedef struct cymlp_step:
+        int kind
+        double learning_rate, momentum, weight_decay
+        double beta1, beta2, step_size, inverse_correction2, eps
+    # One row's backward products and optimizer step on a layer, in one pass.
+    void row_optimizer_float(Py_ssize_t n_in, Py_ssize_t n_out, const float* a_prev,
+                             const float* delta, float* w, float* first, float* second,
+                             float* delta_prev, const cymlp_step* step)
+    void row_optimizer_double(Py_ssize_t n_in, Py_ssize_t n_out, const double* a_prev,
+                              const double* delta, double* w, double* first, double* second,
+                              double* delta_prev, const cymlp_step* step)
+    # x, or +0 where x is zero or subnormal (integer operations: vectorises).
+    float flush_float(float x)
+    double flush_double(double x)
+    # Adam's update of n parameters, in their precision.
     void adam_update_double(Py_ssize_t n, double* params, const double* grad, double* first,
                             double* second, double beta1, double beta2, double step_size,
-                            double inverse_correction2, double eps) noexcept nogil
+                            double inverse_correction2, double eps)
     void adam_update_float(Py_ssize_t n, float* params, const float* grad, float* first,
                            float* second, double beta1, double beta2, double step_size,
-                           double inverse_correction2, double eps) noexcept nogil
+                           double inverse_correction2, double eps)
+
+
+cdef inline void row_optimizer(Py_ssize_t n_in, Py_ssize_t n_out, const floating* a_prev,
+                               const floating* delta, floating* w, floating* first,
+                               floating* second, floating* delta_prev,
+                               const cymlp_step* step) noexcept nogil:
+    """delta_prev = W delta, then one optimizer step of W on the gradient a_prev^T delta."""
+    if floating is float:
+        row_optimizer_float(n_in, n_out, a_prev, delta, w, first, second, delta_prev, step)
+    else:
+        row_optimizer_double(n_in, n_out, a_prev, delta, w, first, second, delta_prev, step)
+
+
+cdef void fill_step(const double* hyperparams, int optimizer_code, long long step,
+                    cymlp_step* out) noexcept nogil:
+    """The optimizer step number ``step`` (from 1) as row_optimizer takes it."""
+    out.learning_rate = hyperparams[LEARNING_RATE]
+    out.momentum = hyperparams[MOMENTUM]
+    out.weight_decay = hyperparams[WEIGHT_DECAY]
+    out.beta1 = hyperparams[BETA1]
+    out.beta2 = hyperparams[BETA2]
+    out.eps = hyperparams[EPSILON]
+    if optimizer_code == ADAM:
+        out.kind = CYMLP_STEP_ADAM
+        out.step_size = hyperparams[LEARNING_RATE] / (1.0 - hyperparams[BETA1] ** step)
+        out.inverse_correction2 = 1.0 / sqrt(1.0 - hyperparams[BETA2] ** step)
+    elif hyperparams[MOMENTUM] == 0:
+        out.kind = CYMLP_STEP_SGD
+    else:
+        out.kind = CYMLP_STEP_NESTEROV if hyperparams[NESTEROV] != 0 else CYMLP_STEP_MOMENTUM
+
+
+cdef inline floating flush(floating x) noexcept nogil:
+    """x, or +0 where x is zero or subnormal (loops.h)."""
+    if floating is float:
+        return flush_float(x)
+    else:
+        return flush_double(x)
 
 
 cdef void optimizer_step(int optimizer_code, const double* hyperparams,
@@ -522,10 +693,6 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
     cdef floating weight_decay = <floating>hyperparams[WEIGHT_DECAY]
     cdef floating momentum = <floating>hyperparams[MOMENTUM]
     cdef double step_size, inverse_correction2
-    cdef floating buffer
-    # A momentum buffer that decays below the normal range is flushed to 0,
-    # as Adam's moments are: subnormal arithmetic is many times slower.
-    cdef floating tiny = FLT_MIN if floating is float else DBL_MIN
     cdef floating* first = state
     cdef floating* second = state + n_params
     if weight_decay != 0:
@@ -537,18 +704,15 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
                 params[i] -= learning_rate * grad[i]
         elif hyperparams[NESTEROV] != 0:
             for i in range(n_params):
-                buffer = momentum * first[i] + grad[i]
-                first[i] = 0 if fabs(buffer) < tiny else buffer
+                # A buffer that decays below the normal range is flushed to 0,
+                # as Adam's moments are: subnormal arithmetic is many times slower.
+                first[i] = flush(momentum * first[i] + grad[i])
                 params[i] -= learning_rate * (grad[i] + momentum * first[i])
         else:
             for i in range(n_params):
-                buffer = momentum * first[i] + grad[i]
-                first[i] = 0 if fabs(buffer) < tiny else buffer
+                first[i] = flush(momentum * first[i] + grad[i])
                 params[i] -= learning_rate * first[i]
     elif optimizer_code == ADAM:
-        # torch divides sqrt(v) by sqrt(1 - beta2^t); multiplying by the
-        # reciprocal saves a division per parameter and differs only in the
-        # last bit.
         step_size = hyperparams[LEARNING_RATE] / (1.0 - hyperparams[BETA1] ** step)
         inverse_correction2 = 1.0 / sqrt(1.0 - hyperparams[BETA2] ** step)
         if floating is float:
@@ -596,6 +760,7 @@ def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
         raise ValueError("out must have one row per row of X, and block_rows >= 1")
     if n_rows == 0:
         return
+    ensure_blas(layout, min(block_rows, n_rows))
     cdef floating[::1] workspace = _workspace(params, width * block_rows)
     cdef floating* a_out = &workspace[0] + activation_offset(&layout[0, 0], n_layers, block_rows)
     with nogil:
@@ -603,7 +768,7 @@ def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
         while start < n_rows:
             rows = min(block_rows, n_rows - start)
             forward_batch(&params[0], &layout[0, 0], n_layers, &X[start, 0], rows,
-                          &workspace[0], block_rows, NULL)
+                          &workspace[0], block_rows, NULL, False)
             memcpy(&out[start, 0], a_out, rows * n_out * sizeof(floating))
             start += rows
 
@@ -618,6 +783,7 @@ def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int lo
         raise ValueError("X and Y must have the same number of rows")
     if X.shape[0] == 0:
         return 0.0, 0
+    ensure_blas(layout, min(block_rows, X.shape[0]))
     cdef floating[::1] workspace = _workspace(params, width * block_rows)
     return evaluate_rows(params, layout, loss, X, Y, block_rows, workspace)
 
@@ -635,7 +801,7 @@ cdef evaluate_rows(const floating[::1] params, const Py_ssize_t[:, ::1] layout, 
             rows = min(block_rows, n_rows - start)
             total += forward_loss(&params[0], &layout[0, 0], n_layers, loss,
                                   &X[start, 0], &Y[start, 0], NULL, rows,
-                                  &workspace[0], block_rows, &n_correct)
+                                  &workspace[0], block_rows, &n_correct, False)
             start += rows
     return total, n_correct
 
@@ -648,14 +814,15 @@ def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout, i
     cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
     if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
+    ensure_blas(layout, n_rows)
     cdef floating[::1] workspace = _workspace(params, width * n_rows)
     with nogil:
         total = forward_loss(&params[0], &layout[0, 0], n_layers, loss,
                              &X[0, 0], &Y[0, 0], NULL, n_rows, &workspace[0],
-                             n_rows, &n_correct)
+                             n_rows, &n_correct, False)
         # params is only read when a gradient buffer is given.
         backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, &X[0, 0],
-                           n_rows, &workspace[0], n_rows, &grad[0], 0.0)
+                           n_rows, &workspace[0], n_rows, &grad[0], 0.0, NULL, NULL, NULL, 0)
     return total / n_rows
 
 
@@ -701,15 +868,19 @@ cdef class Trainer:
     """
 
     cdef readonly object params, layout, X, Y, state
-    cdef object workspace, grad, snapshots, rows, evaluation_workspace
+    cdef object workspace, grad, snapshots, evaluation_workspace
     cdef readonly Py_ssize_t batch_size
     cdef readonly long long step
     cdef int loss_code, optimizer_code, n_layers, current
     cdef Py_ssize_t n_params, capacity, n_in
     cdef bint single, plain_sgd, keeps_state
     cdef double hyperparams[N_HYPERPARAMS]
-    # Per run slot (the current run and the one before): rows, rate, step at start.
+    # Per run slot (the current run and the one before): its rows (a copy of
+    # its part of ``order``, in buffers the trainer owns), rate, step at start.
+    cdef Py_ssize_t* rows[2]
+    cdef Py_ssize_t row_capacity[2]
     cdef Py_ssize_t row_counts[2]
+    cdef Py_ssize_t n_rows
     cdef double rates[2]
     cdef long long start_steps[2]
     cdef void* params_data
@@ -750,6 +921,7 @@ cdef class Trainer:
                 raise ValueError("unknown activation code in layout")
         self.batch_size = batch_size
         self.capacity = max(1, min(batch_size, X.shape[0]))
+        ensure_blas(layout_view, self.capacity)
         self.step = step
         self.optimizer_code = int(optimizer.code)
         self.hyperparams[LEARNING_RATE] = optimizer.lr
@@ -767,8 +939,8 @@ cdef class Trainer:
         self.workspace = numpy.empty(width * self.capacity, dtype=dtype)
         # Two snapshots of params and state (one per run slot), and the rows of each run.
         self.snapshots = numpy.empty((2, 3 * self.n_params), dtype=dtype)
-        self.rows = [numpy.empty(0, dtype=numpy.intp), numpy.empty(0, dtype=numpy.intp)]
         self.row_counts[0] = self.row_counts[1] = 0
+        self.n_rows = X.shape[0]
         self.current = 0
         self.layout_data = &layout_view[0, 0]
         self.params_data = numpy_data(params)
@@ -779,6 +951,10 @@ cdef class Trainer:
         self.workspace_data = numpy_data(self.workspace)
         self.snapshots_data = numpy_data(self.snapshots)
         self.evaluation_workspace = None
+
+    def __dealloc__(self):
+        PyMem_Free(self.rows[0])
+        PyMem_Free(self.rows[1])
 
     def evaluate(self, X, Y):
         """(summed loss, rows classified correctly) of the network now on ``(X, Y)``.
@@ -795,6 +971,7 @@ cdef class Trainer:
             raise ValueError("X and Y must have the same number of rows")
         if X.shape[0] == 0:
             return 0.0, 0
+        ensure_blas(self.layout, rows)
         if (self.evaluation_workspace is None
                 or self.evaluation_workspace.shape[0] < width * rows):
             self.evaluation_workspace = numpy.empty(width * rows, dtype=self.params.dtype)
@@ -827,11 +1004,11 @@ cdef class Trainer:
             training diverged; ``-r`` when the last batch of the previous
             run (``r`` rows) had to be undone as well.
         """
-        import numpy
-        cdef Py_ssize_t r, n_rows = self.X.shape[0], n_correct = 0, rows_done
+        cdef Py_ssize_t r, n_rows = self.n_rows, n_correct = 0, rows_done
         cdef double loss_sum = 0
         cdef const Py_ssize_t* current_rows
         cdef const Py_ssize_t* previous_rows = NULL
+        cdef Py_ssize_t* grown
         if not 0 <= start <= stop <= order.shape[0]:
             raise ValueError("start and stop must satisfy 0 <= start <= stop <= len(order)")
         for r in range(start, stop):
@@ -843,12 +1020,18 @@ cdef class Trainer:
             raise ValueError("a batch of this run has more rows than X: the workspace holds "
                              f"{self.capacity}")
         self.current ^= 1
-        if self.rows[self.current].shape[0] < stop - start:
-            self.rows[self.current] = numpy.empty(stop - start, dtype=numpy.intp)
-        self.rows[self.current][:stop - start] = order[start:stop]
-        current_rows = <const Py_ssize_t*>numpy_data(self.rows[self.current])
+        if self.row_capacity[self.current] < stop - start:
+            grown = <Py_ssize_t*>PyMem_Realloc(self.rows[self.current],
+                                               (stop - start) * sizeof(Py_ssize_t))
+            if grown == NULL:
+                self.current ^= 1
+                raise MemoryError("no memory for the row order of this run")
+            self.rows[self.current] = grown
+            self.row_capacity[self.current] = stop - start
+        memcpy(self.rows[self.current], &order[start], (stop - start) * sizeof(Py_ssize_t))
+        current_rows = self.rows[self.current]
         if self.row_counts[self.current ^ 1]:
-            previous_rows = <const Py_ssize_t*>numpy_data(self.rows[self.current ^ 1])
+            previous_rows = self.rows[self.current ^ 1]
         self.row_counts[self.current] = stop - start
         self.rates[self.current] = self.hyperparams[LEARNING_RATE]
         self.start_steps[self.current] = self.step
@@ -974,7 +1157,12 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
     cdef Py_ssize_t start = 0, rows, r, n_in = t.n_in, batch_correct
     cdef double batch_loss
     cdef const floating* inputs
+    cdef const floating* next_inputs
     cdef floating* gathered = workspace  # the slot of layer 0
+    # One row at a time with plain SGD, each step also computes the next row's
+    # first product (backward_batch's x_next), which the next forward pass uses.
+    cdef bint first_done = False
+    cdef cymlp_step step
     rows_done[0] = 0
     loss_failed[0] = False
     while start < n_rows:
@@ -987,17 +1175,28 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
             inputs = gathered
         batch_correct = 0
         batch_loss = forward_loss(params, t.layout_data, t.n_layers, t.loss_code, inputs, Y,
-                                  order + start, rows, workspace, t.capacity, &batch_correct)
+                                  order + start, rows, workspace, t.capacity, &batch_correct,
+                                  first_done)
         if not isfinite(<floating>batch_loss):
             loss_failed[0] = True
             return start
         t.step += 1
         if t.plain_sgd:
+            next_inputs = NULL
+            if t.batch_size == 1 and start + 1 < n_rows:
+                next_inputs = X + order[start + 1] * n_in
             backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, NULL, t.hyperparams[LEARNING_RATE])
+                               t.capacity, NULL, t.hyperparams[LEARNING_RATE], next_inputs,
+                               NULL, NULL, 0)
+            first_done = next_inputs != NULL
+        elif rows == 1:
+            # The optimizer's step taken layer by layer, in the backward pass.
+            fill_step(t.hyperparams, t.optimizer_code, t.step, &step)
+            backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
+                               t.capacity, NULL, 0.0, NULL, &step, state, t.n_params)
         else:
             backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, grad, 0.0)
+                               t.capacity, grad, 0.0, NULL, NULL, NULL, 0)
             optimizer_step(t.optimizer_code, t.hyperparams, params, grad, state, t.n_params,
                            t.step)
         if checked and not (all_finite(t.n_params, params) and (

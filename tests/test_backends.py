@@ -10,7 +10,7 @@ import pytest
 import cymlp
 from cymlp import MLP, BackendWarning, _backend
 
-KERNEL_FUNCTIONS = ("evaluate", "forward", "loss_and_grad")
+KERNEL_FUNCTIONS = ("evaluate", "forward", "loss_and_grad", "uses_blas")
 KERNEL_NAMES = ("Trainer",) + KERNEL_FUNCTIONS
 TRAINER_METHODS = ("run", "evaluate")
 

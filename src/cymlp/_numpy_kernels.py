@@ -11,7 +11,7 @@ a layer is ``a_prev.T @ delta`` for ``W`` and ``delta.sum(0)`` for ``b``.
 
 Arithmetic is done as the compiled kernels do it, so that both agree to the
 last bits where they can: float32 networks compute in float32 with the
-hyperparameters rounded to float32, except Adam's update and the losses,
+hyperparameters rounded to float32, except the losses,
 which both backends compute in float64.
 """
 
@@ -23,7 +23,7 @@ from scipy.special import expit
 from ._codes import LEAKY_SLOPE, Activation, Loss, Optimizer
 from ._params import B_OFFSET, N_IN, N_OUT, W_OFFSET, block_rows, layer_views
 
-__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad"]
+__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad", "uses_blas"]
 
 # Overflow to inf or NaN is detected and reported by the caller (divergence),
 # as in the compiled kernels, so NumPy's floating-point warnings stay off.
@@ -202,17 +202,18 @@ def optimizer_step(optimizer, hyper, params, grad, state, step):
         buffer = _flush(dtype(momentum) * state[0] + grad)
         direction = grad + dtype(momentum) * buffer if nesterov else buffer
         return params - dtype(learning_rate) * direction, np.stack([buffer, state[1]])
-    # Adam, in float64 whatever the network's dtype (its first steps cancel).
-    g, first, second = _double(grad), _double(state[0]), _double(state[1])
-    first = first + (1 - beta1) * (g - first)
-    second = beta2 * second + (1 - beta2) * g * g
-    step_size = learning_rate / (1 - beta1 ** step)
+    # Adam, in the network's precision as torch computes it, with the step's
+    # constants worked out in float64 and rounded to it.
+    g, first, second = grad, state[0], state[1]
+    first = first + dtype(1 - beta1) * (g - first)
+    second = dtype(beta2) * second + dtype(1 - beta2) * g * g
+    step_size = dtype(learning_rate / (1 - beta1 ** step))
     # torch divides sqrt(v) by sqrt(1 - beta2^t); the kernels multiply by the
     # reciprocal, which saves a division per parameter.
-    inverse_correction2 = 1 / np.sqrt(1 - beta2 ** step)
-    new_params = params - step_size * (first / (np.sqrt(second) * inverse_correction2 + eps))
-    new_state = np.stack([first, second]).astype(params.dtype)
-    return new_params.astype(params.dtype), _flush(new_state)
+    inverse_correction2 = dtype(1 / math.sqrt(1 - beta2 ** step))
+    new_params = params - step_size * (first / (np.sqrt(second) * inverse_correction2
+                                                + dtype(eps)))
+    return new_params, _flush(np.stack([first, second]))
 
 
 def _all_finite(values):
@@ -375,6 +376,15 @@ class Trainer:
 
 
 @_quiet
+def uses_blas(layout, rows):
+    """Whether products of ``rows`` rows through ``layout`` call BLAS: always, here.
+
+    (NumPy's matmul calls its BLAS, loaded with NumPy; the compiled kernels
+    compute small products and single rows with loops of their own.)
+    """
+    return True
+
+
 def forward(params, layout, X, out, block_rows):
     """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), ``block_rows`` rows at a time."""
     _check_layout(layout, params.shape[0], X.shape[1], out.shape[1])
