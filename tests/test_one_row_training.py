@@ -85,7 +85,7 @@ def test_fused_first_layer_pass_gives_the_same_bits(backend, dtype, sizes):
 
 def test_small_networks_do_not_load_blas():
     """Importing cymlp and training or using a network whose products are all
-    small (or one row at a time) leaves scipy.linalg unimported."""
+    small (or one row at a time) imports neither scipy.linalg nor threadpoolctl."""
     script = "\n".join([
         "import sys, numpy as np, cymlp",
         "net = cymlp.MLP([30, 5, 3], seed=0, backend='cython')",
@@ -94,14 +94,14 @@ def test_small_networks_do_not_load_blas():
         "net.predict(X[:1]); net.loss(X[:1], Y[:1])",
         "big = cymlp.MLP([784, 128, 10], seed=0, backend='cython')",
         "big.fit(np.zeros((4, 784)), np.eye(10)[:4], epochs=1, batch_size=1)",
-        "print('scipy.linalg' in sys.modules)",
+        "print('scipy.linalg' in sys.modules, 'threadpoolctl' in sys.modules)",
         "big.fit(np.zeros((64, 784)), np.eye(10)[np.arange(64) % 10], epochs=1, batch_size=64)",
         "print('scipy.linalg' in sys.modules)",
     ])
     pytest.importorskip("cymlp._kernels")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.split() == ["False", "True"], result.stdout + result.stderr
+    assert result.stdout.split() == ["False", "False", "True"], result.stdout + result.stderr
 
 
 def test_sigmoid_is_within_two_ulps_everywhere(backend, dtype):

@@ -457,7 +457,7 @@ class MLP:
         if X.shape[0] == 0:
             raise ValueError("X must have at least one row")
         grad = np.empty_like(self._params)
-        with blas_threads_for(self._layout, X.shape[0], self.n_threads):
+        with blas_threads_for(self._layout, X.shape[0], self.n_threads, self._kernels):
             loss = self._kernels.loss_and_grad(self._params, self._layout, self._loss_code, X,
                                                Y, grad)
         return loss, grad
@@ -627,7 +627,7 @@ class MLP:
         X = self._check_inputs(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         rows = _params.block_rows(self._layout, X.shape[0])
-        with blas_threads_for(self._layout, rows, self.n_threads):
+        with blas_threads_for(self._layout, rows, self.n_threads, self._kernels):
             self._kernels.forward(self._params, self._layout, X, out, rows)
         return out
 
@@ -681,7 +681,7 @@ class MLP:
     def _evaluate(self, X, Y):
         X, Y = self._check_data(X, Y)
         rows = _params.block_rows(self._layout, X.shape[0])
-        with blas_threads_for(self._layout, rows, self.n_threads):
+        with blas_threads_for(self._layout, rows, self.n_threads, self._kernels):
             return self._kernels.evaluate(self._params, self._layout, self._loss_code, X, Y,
                                           rows)
 

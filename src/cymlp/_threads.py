@@ -146,9 +146,10 @@ def blas_threads(n_threads, needed=True):
     return _blas.limit(n_threads, needed)
 
 
-def blas_threads_for(layout, rows, n_threads):
+def blas_threads_for(layout, rows, n_threads, kernels=None):
     """``blas_threads`` for products of ``rows`` rows through ``layout`` (``threads_for``)."""
-    return blas_threads(threads_for(layout, rows, n_threads), reaches_blas(layout, rows))
+    return blas_threads(threads_for(layout, rows, n_threads),
+                        reaches_blas(layout, rows, kernels))
 
 
 def _largest_product(layout, rows):
@@ -156,8 +157,14 @@ def _largest_product(layout, rows):
     return int((layout[:, 0] * layout[:, 1]).max()) * int(rows)
 
 
-def reaches_blas(layout, rows):
-    """Whether a product of ``rows`` rows through ``layout`` is large enough for BLAS."""
+def reaches_blas(layout, rows, kernels=None):
+    """Whether a product of ``rows`` rows through ``layout`` is large enough for BLAS.
+
+    With the backend's ``kernels``, also whether they call BLAS for it at all
+    (the compiled ones never do for one row, and load it when they will).
+    """
+    if kernels is not None and not kernels.uses_blas(layout, rows):
+        return False
     return _largest_product(layout, rows) >= NO_BLAS_BELOW
 
 

@@ -207,7 +207,7 @@ class Session:
                                             net._step)
         rows = min(batch_size, X.shape[0])
         self.threads = threads_for(net._layout, rows, net.n_threads)
-        self.needs_blas = reaches_blas(net._layout, rows)
+        self.needs_blas = reaches_blas(net._layout, rows, net._kernels)
         self.in_order = np.arange(X.shape[0])
         self.shuffled = np.empty_like(self.in_order)
         self.chunk_rows = batch_size * max(1, FIRST_CHUNK_ROWS // batch_size)
@@ -319,7 +319,7 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
     if X_val is not None:   # the evaluation's products, in blocks of rows
         rows = block_rows(net._layout, X_val.shape[0])
         validation_threads = (threads_for(net._layout, rows, net.n_threads),
-                              reaches_blas(net._layout, rows))
+                              reaches_blas(net._layout, rows, net._kernels))
     for epoch in range(settings.epochs):
         epoch_start.save()
         session.learning_rate = settings.schedule(base_rate, epoch)
@@ -405,7 +405,7 @@ class OutputCheck:
             return
         net, X = self.net, self.X
         rows = block_rows(net._layout, X.shape[0])
-        with blas_threads_for(net._layout, rows, net.n_threads):
+        with blas_threads_for(net._layout, rows, net.n_threads, net._kernels):
             loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code, X,
                                                 self.Y, rows)
         if _finite(net, loss_sum):
