@@ -16,11 +16,11 @@ stops with an error if they did not).
 
 Below the table, where the cymlp process spends its fixed cost: the import of
 NumPy, the import of ``cymlp.tutorial``, and the load of the compiled kernels
-(with the SciPy modules they pull in, if any). While the kernels load SciPy's
-BLAS with themselves, the table also gives that load (``python -c "import
-numpy, scipy.linalg.cython_blas"`` less ``python -c "import numpy"``, run in
-the same turns) and the cymlp process less it: an estimate of the process
-once the kernels load BLAS only when a product needs it. A measurement, not
+(with the SciPy modules they pull in, if any). If the kernels load SciPy's
+BLAS with themselves (as they did before loading it lazily), the table also
+gives that load (``python -c "import numpy, scipy.linalg.cython_blas"`` less
+``python -c "import numpy"``, run in the same turns) and the cymlp process
+less it. A measurement, not
 a pass/fail test.
 
 The processes read and write their bytecode in a temporary cache
