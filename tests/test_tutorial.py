@@ -171,62 +171,8 @@ def test_bad_arguments_name_the_argument(backend):
         tutorial.train(x, Y, w1, w2, 0.1, 2.5)
 
 
-TUTORIAL_DEFINITIONS = '''
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-def f_forward(x, w1, w2):
-    z1 = x.dot(w1)
-    a1 = sigmoid(z1)
-    z2 = a1.dot(w2)
-    a2 = sigmoid(z2)
-    return a2
-
-def generate_wt(x, y):
-    li = []
-    for i in range(x * y):
-        li.append(np.random.randn())
-    return np.array(li).reshape(x, y)
-
-def loss(out, Y):
-    s = np.square(out - Y)
-    s = np.sum(s) / len(Y)
-    return s
-
-def back_prop(x, y, w1, w2, alpha):
-    z1 = x.dot(w1)
-    a1 = sigmoid(z1)
-    z2 = a1.dot(w2)
-    a2 = sigmoid(z2)
-    d2 = a2 - y
-    d1 = np.multiply(w2.dot(d2.transpose()).transpose(), np.multiply(a1, 1 - a1))
-    w1_adj = x.transpose().dot(d1)
-    w2_adj = a1.transpose().dot(d2)
-    w1 = w1 - alpha * w1_adj
-    w2 = w2 - alpha * w2_adj
-    return w1, w2
-
-def train(x, Y, w1, w2, alpha=0.01, epoch=10):
-    acc = []
-    losss = []
-    for j in range(epoch):
-        l = []
-        correct = 0
-        for i in range(len(x)):
-            out = f_forward(x[i], w1, w2)
-            l.append(loss(out, Y[i]))
-            correct += int(np.argmax(out) == np.argmax(Y[i]))
-            w1, w2 = back_prop(x[i], y[i], w1, w2, alpha)
-        acc.append(100 * correct / len(x))
-        print(f"Epoch: {j + 1}, Accuracy: {acc[-1]:.2f}%")
-        losss.append(sum(l) / len(x))
-    return acc, losss, w1, w2
-
-def predict(x, w1, w2):
-    Out = f_forward(x, w1, w2)
-    k = int(np.argmax(Out))
-    print("Predicted Letter: " + "ABC"[k])
-'''
+# The tutorial's own NumPy definitions: those of the whole-process benchmark
+# (benchmarks/tutorial_process.py, read by _tutorial_process_module below).
 
 TUTORIAL_SCRIPT = '''
 import numpy as np
@@ -251,7 +197,8 @@ predict(x[1], w1, w2)
 def test_tutorial_script_runs_unchanged_with_the_import(backend, tmp_path):
     """The tutorial's script gives the same output with its definitions swapped out."""
     outputs = []
-    for definitions in (TUTORIAL_DEFINITIONS, "from cymlp.tutorial import *"):
+    own_definitions = _tutorial_process_module().TUTORIAL_DEFINITIONS
+    for definitions in (own_definitions, "from cymlp.tutorial import *"):
         script = tmp_path / "tutorial_script.py"
         script.write_text(TUTORIAL_SCRIPT.format(definitions=textwrap.dedent(definitions)))
         result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
