@@ -1,5 +1,6 @@
 /* The loops of csrc/_kernels.pyx that are written in C: the matrix products
- * of a batch of one row, and Adam's update.
+ * of a batch of one row (with the optimizer steps fused into them), sigmoid,
+ * and Adam's update.
  *
  * Training one sample at a time multiplies a row vector by each weight
  * matrix W (n_in x n_out, row-major) and updates W by a rank-1 product. BLAS
@@ -40,13 +41,14 @@
 #define CYMLP_INLINE static inline
 #endif
 
-/* Column blocks: vectors of 32 bytes with GCC/Clang vector extensions (each
-   lane is the same scalar arithmetic: the same bits), which keep the block's
-   sums in registers; plain loops with other compilers. */
+/* Column blocks: vectors of 64 bytes with GCC/Clang vector extensions (each
+   lane is the same scalar arithmetic: the same bits; one AVX-512 register,
+   two AVX2 ones), which keep the block's sums in registers; plain loops with
+   other compilers. */
 #if defined(__GNUC__) || defined(__clang__)
 #define CYMLP_VECTORS 1
-typedef float cymlp_vector_float __attribute__((vector_size(32), aligned(4), may_alias));
-typedef double cymlp_vector_double __attribute__((vector_size(32), aligned(8), may_alias));
+typedef float cymlp_vector_float __attribute__((vector_size(64), aligned(4), may_alias));
+typedef double cymlp_vector_double __attribute__((vector_size(64), aligned(8), may_alias));
 #define CYMLP_VECTOR_CODE(...) __VA_ARGS__
 #else
 #define CYMLP_VECTORS 0
@@ -54,17 +56,26 @@ typedef double cymlp_vector_double __attribute__((vector_size(32), aligned(8), m
 #endif
 
 /* Calls BLOCK(j0, vectors, width) for consecutive column blocks covering
-   n_out columns: blocks of 8 vectors (256 bytes), then of one vector, then
-   the rest (vectors 0), each with constant arguments. */
+   n_out columns: blocks of 4 vectors (256 bytes), then of one vector, then
+   the rest (vectors 0, fewer columns than a vector holds), each with
+   constant arguments. */
 #define CYMLP_COLUMN_BLOCKS(T, n_out, BLOCK)                                    \
     do {                                                                        \
-        const Py_ssize_t lanes_ = 32 / sizeof(T);                               \
+        const Py_ssize_t lanes_ = 64 / sizeof(T);                               \
         Py_ssize_t j0_ = 0;                                                     \
-        for (; j0_ + 8 * lanes_ <= (n_out); j0_ += 8 * lanes_)                  \
-            BLOCK(j0_, 8, 8 * lanes_);                                          \
+        for (; j0_ + 4 * lanes_ <= (n_out); j0_ += 4 * lanes_)                  \
+            BLOCK(j0_, 4, 4 * lanes_);                                          \
         for (; j0_ + lanes_ <= (n_out); j0_ += lanes_)                          \
             BLOCK(j0_, 1, lanes_);                                              \
         switch ((n_out) - j0_) {                                                \
+        case 15: BLOCK(j0_, 0, 15); break;                                      \
+        case 14: BLOCK(j0_, 0, 14); break;                                      \
+        case 13: BLOCK(j0_, 0, 13); break;                                      \
+        case 12: BLOCK(j0_, 0, 12); break;                                      \
+        case 11: BLOCK(j0_, 0, 11); break;                                      \
+        case 10: BLOCK(j0_, 0, 10); break;                                      \
+        case 9: BLOCK(j0_, 0, 9); break;                                        \
+        case 8: BLOCK(j0_, 0, 8); break;                                        \
         case 7: BLOCK(j0_, 0, 7); break;                                        \
         case 6: BLOCK(j0_, 0, 6); break;                                        \
         case 5: BLOCK(j0_, 0, 5); break;                                        \
@@ -102,7 +113,7 @@ CYMLP_INLINE void columns_product_##T(                                         \
     int k;                                                                      \
     if (CYMLP_VECTORS && vectors > 0) {                                         \
         CYMLP_VECTOR_CODE(                                                      \
-        cymlp_vector_##T sums[8];                                               \
+        cymlp_vector_##T sums[4];                 /* at most 256 bytes */       \
         for (k = 0; k < vectors; k++)                                           \
             sums[k] = (cymlp_vector_##T){0};                                    \
         for (i = 0; i < n_in; i++) {                                            \
@@ -138,7 +149,7 @@ CYMLP_INLINE void columns_step_##T(                                            \
     int k;                                                                      \
     if (CYMLP_VECTORS && vectors > 0) {                                         \
         CYMLP_VECTOR_CODE(                                                      \
-        cymlp_vector_##T d[8], sums[8];                                         \
+        cymlp_vector_##T d[4], sums[4];                                         \
         for (k = 0; k < vectors; k++) {                                         \
             d[k] = ((const cymlp_vector_##T *)delta)[k];                        \
             sums[k] = (cymlp_vector_##T){0};                                    \
