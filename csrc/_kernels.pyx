@@ -230,6 +230,14 @@ cdef int load_blas() except -1:
         return 0
     from scipy.linalg import cython_blas
     functions = cython_blas.__pyx_capi__
+    for name in ("sgemm", "dgemm"):
+        # A capsule is named by its C signature; the Fortran interface takes
+        # every integer (m, n, k and the three leading dimensions) as int*.
+        signature = PyCapsule_GetName(functions[name])
+        if not (signature.startswith(b"void (char *, char *, int *, int *, int *, ")
+                and signature.count(b"int *") == 6):
+            raise ImportError(f"scipy.linalg.cython_blas.{name} has the signature "
+                              f"{signature.decode()!r}; cymlp needs int arguments")
     blas_sgemm = <sgemm_t>PyCapsule_GetPointer(functions["sgemm"],
                                                PyCapsule_GetName(functions["sgemm"]))
     blas_dgemm = <dgemm_t>PyCapsule_GetPointer(functions["dgemm"],
@@ -652,8 +660,14 @@ cdef inline void row_optimizer(Py_ssize_t n_in, Py_ssize_t n_out, const floating
 
 
 cdef void fill_step(const double* hyperparams, int optimizer_code, long long step,
-                    cymlp_step* out) noexcept nogil:
-    """The optimizer step number ``step`` (from 1) as row_optimizer takes it."""
+                    bint single, cymlp_step* out) noexcept nogil:
+    """The optimizer step number ``step`` (from 1) as row_optimizer takes it.
+
+    Whether there is momentum is judged in the parameters' precision, as
+    ``optimizer_step`` judges it (a momentum that rounds to 0 is none).
+    """
+    cdef bint no_momentum = (<float>hyperparams[MOMENTUM] == 0 if single
+                             else hyperparams[MOMENTUM] == 0)
     out.learning_rate = hyperparams[LEARNING_RATE]
     out.momentum = hyperparams[MOMENTUM]
     out.weight_decay = hyperparams[WEIGHT_DECAY]
@@ -664,7 +678,7 @@ cdef void fill_step(const double* hyperparams, int optimizer_code, long long ste
         out.kind = CYMLP_STEP_ADAM
         out.step_size = hyperparams[LEARNING_RATE] / (1.0 - hyperparams[BETA1] ** step)
         out.inverse_correction2 = 1.0 / sqrt(1.0 - hyperparams[BETA2] ** step)
-    elif hyperparams[MOMENTUM] == 0:
+    elif no_momentum:
         out.kind = CYMLP_STEP_SGD
     else:
         out.kind = CYMLP_STEP_NESTEROV if hyperparams[NESTEROV] != 0 else CYMLP_STEP_MOMENTUM
@@ -1191,7 +1205,7 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
             first_done = next_inputs != NULL
         elif rows == 1:
             # The optimizer's step taken layer by layer, in the backward pass.
-            fill_step(t.hyperparams, t.optimizer_code, t.step, &step)
+            fill_step(t.hyperparams, t.optimizer_code, t.step, t.single, &step)
             backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
                                t.capacity, NULL, 0.0, NULL, &step, state, t.n_params)
         else:

@@ -14,12 +14,10 @@ import operator
 import os
 import threading
 from collections.abc import Sequence as SequenceABC
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
-
-if TYPE_CHECKING:   # numpy.typing costs an import; the annotations are not evaluated
-    from numpy.typing import ArrayLike, DTypeLike
+from numpy.typing import ArrayLike, DTypeLike  # typing.get_type_hints resolves these
 
 from . import _params
 from ._backend import resolve_backend

@@ -375,7 +375,6 @@ class Trainer:
         return loss_sum, correct, done, failed_at, loss_failed
 
 
-@_quiet
 def uses_blas(layout, rows):
     """Whether products of ``rows`` rows through ``layout`` call BLAS: always, here.
 
@@ -385,6 +384,7 @@ def uses_blas(layout, rows):
     return True
 
 
+@_quiet
 def forward(params, layout, X, out, block_rows):
     """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), ``block_rows`` rows at a time."""
     _check_layout(layout, params.shape[0], X.shape[1], out.shape[1])

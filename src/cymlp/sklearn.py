@@ -31,9 +31,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 try:
+    from scipy.sparse import issparse
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import r2_score
+    from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
@@ -112,6 +113,8 @@ def _accuracy(y, predictions):
     as scikit-learn's, which checks both arrays again, at some fifty times
     the cost.
     """
+    if issparse(y) or issparse(predictions):   # sparse multilabel indicators
+        return float(accuracy_score(y, predictions))
     matches = np.asarray(y == predictions)
     if matches.ndim == 2:
         matches = matches.all(axis=1)

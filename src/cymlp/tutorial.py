@@ -208,10 +208,11 @@ def train(x, Y, w1, w2, alpha=0.01, epoch=10):
             losses.append(loss_sum / n_samples)
             lines.append(f"Epoch: {number}, Accuracy: {acc[-1]:.2f}%\n")
             if perf_counter() - printed > PRINT_SECONDS:
-                print("".join(lines), end="", flush=True)
-                lines, printed = [], perf_counter()
+                text, lines = "".join(lines), []
+                print(text, end="", flush=True)
+                printed = perf_counter()
     finally:
-        print("".join(lines), end="")
+        print("".join(lines), end="", flush=True)
     w1, w2 = _unpack(params, layout)
     return acc, losses, w1, w2
 
