@@ -125,3 +125,34 @@ def test_sigmoid_is_within_two_ulps_everywhere(backend, dtype):
     assert ulps.max() <= 2.5
     extremes = net.predict(np.array([[1e4], [-1e4], [40], [0]], dtype))[:, 0]
     assert list(extremes) == [1, 0, 1, 0.5]
+
+
+def test_predict_overflows_to_inf_without_warnings(backend):
+    """Overflow in a forward pass is reported by the values (inf), never by
+    NumPy floating-point warnings, on either backend."""
+    import warnings
+    net = MLP([2, 3, 1], activation="relu", output_activation="identity", seed=0,
+              dtype=np.float32, backend=backend)
+    state = net.state_dict()
+    state["params"] = np.full_like(state["params"], 3e38)
+    net.load_state_dict(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = net.predict(np.full((4, 2), 3e38, np.float32))
+    assert np.isinf(out).all()
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_a_momentum_that_rounds_to_zero_is_none(backend, batch_size):
+    """float32 rounds momentum 1e-46 to 0: plain SGD, with no momentum buffer,
+    whether the step is one row's (fused) or a batch's."""
+    X, Y = np.random.default_rng(0).random((6, 4)), np.eye(2)[[0, 1, 0, 1, 1, 0]]
+    net = network((4, 3, 2), np.float32, backend)
+    plain = network((4, 3, 2), np.float32, backend)
+    net.fit(X, Y, epochs=2, batch_size=batch_size, shuffle=False, learning_rate=0.1,
+            momentum=1e-46)
+    plain.fit(X, Y, epochs=2, batch_size=batch_size, shuffle=False, learning_rate=0.1)
+    # (Plain SGD folds the learning rate into the product, the optimizer step
+    # applies it after: the same values to float32 rounding.)
+    np.testing.assert_allclose(net.params, plain.params, rtol=1e-5, atol=1e-6)
+    assert not net.state_dict()["optimizer_state"].any()

@@ -432,6 +432,21 @@ def test_multilabel(backend):
 
 
 @quiet_convergence
+def test_sparse_multilabel_targets_score_as_dense_ones(backend):
+    """With early stopping each epoch is scored on the validation rows; a sparse
+    indicator matrix of targets gives the same scores as its dense twin."""
+    from scipy.sparse import csr_matrix
+    from sklearn.metrics import accuracy_score
+    X, Y = make_multilabel_classification(n_samples=80, n_classes=3, random_state=1)
+    settings = dict(hidden_layer_sizes=(8,), early_stopping=True, max_iter=4,
+                    random_state=0, backend=backend)
+    dense = MLPClassifier(**settings).fit(X, Y)
+    sparse = MLPClassifier(**settings).fit(X, csr_matrix(Y))
+    assert sparse.validation_scores_ == dense.validation_scores_
+    assert sparse.score(X, Y) == accuracy_score(Y, dense.predict(X))
+
+
+@quiet_convergence
 def test_dtype(iris, backend):
     X, y = iris
     single = MLPClassifier((5,), max_iter=5, random_state=0, backend=backend).fit(

@@ -197,7 +197,7 @@ def optimizer_step(optimizer, hyper, params, grad, state, step):
     if weight_decay != 0:
         grad = grad + dtype(weight_decay) * params
     if optimizer == Optimizer.SGD:
-        if momentum == 0:
+        if dtype(momentum) == 0:   # judged in the network's precision, as the kernels do
             return params - dtype(learning_rate) * grad, state
         buffer = _flush(dtype(momentum) * state[0] + grad)
         direction = grad + dtype(momentum) * buffer if nesterov else buffer
