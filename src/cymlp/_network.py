@@ -37,6 +37,8 @@ from ._training import FitSettings, History, TrainingDiverged
 from ._training import fit as _fit
 from ._validation import (
     as_matrix,
+    as_sample_weight,
+    as_targets,
     check_bool,
     check_choice,
     check_dtype,
@@ -309,18 +311,21 @@ class MLP:
             validation_data: Optional[Tuple[ArrayLike, ArrayLike]] = None,
             validation_split: float = 0.0, early_stopping: bool = False, patience: int = 10,
             min_delta: float = 0.0,
-            callback: Optional[Callable[[int, "History"], Any]] = None) -> "History":
+            callback: Optional[Callable[[int, "History"], Any]] = None,
+            sample_weight: Optional[ArrayLike] = None) -> "History":
         """Train the network; continues from the current weights and optimizer state.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Inputs, one row per sample.
-        Y : array-like of shape (n_samples, n_outputs)
+        Y : array-like of shape (n_samples, n_outputs) or (n_samples,)
             Targets: one-hot (or probability) rows for classification, 0/1
-            for a single sigmoid output, real values for regression.
+            for a single sigmoid output, real values for regression. 1-D:
+            one value per sample for a one-output network, or integer class
+            labels ``0..n_outputs-1`` for a softmax output.
         epochs : int, default=10
-            Passes over the data.
+            Passes over the data (with L-BFGS: iterations at most).
         learning_rate : float, default=0.1
             Step size (``lr`` of ``torch.optim.SGD`` / ``torch.optim.Adam``);
             ``lr_schedule`` may change it per epoch. Not with an optimizer
@@ -335,11 +340,14 @@ class MLP:
         verbose : bool, default=False
             Print ``Epoch: N, Loss: L, Accuracy: A%`` (and validation
             figures) after each epoch.
-        optimizer : {"sgd", "adam"} or a ``cymlp.optim`` object, default="sgd"
+        optimizer : {"sgd", "adam", "lbfgs"} or a ``cymlp.optim`` object, default="sgd"
             ``cymlp.optim.SGD(lr, momentum, nesterov, weight_decay)`` or
             ``cymlp.optim.Adam(lr, betas, eps, weight_decay)``: the semantics
             of ``torch.optim.SGD`` / ``torch.optim.Adam``, one parameter
-            group. A name takes its options from the arguments below. The
+            group. ``cymlp.optim.LBFGS(max_fun, tol, history_size,
+            weight_decay)``: full-batch L-BFGS-B from SciPy on the flat
+            parameters (``batch_size``, ``shuffle`` and ``lr_schedule`` do
+            not apply; one ``History`` entry per iteration). A name takes its options from the arguments below. The
             optimizer state (momentum buffer, Adam moments and step count)
             persists across ``fit`` and ``partial_fit`` calls and starts
             afresh when the kind of optimizer changes, on
@@ -383,6 +391,14 @@ class MLP:
             Smallest decrease of the validation loss that counts.
         callback : callable, optional
             Called as ``callback(epoch, history)`` after each epoch.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight of each row: every batch descends on its
+            weighted mean loss ``sum(w * loss) / sum(w)`` (PyTorch's
+            ``reduction="none"`` then a weighted mean), and the history's
+            training loss and accuracy are weighted means. A batch whose
+            weights are all 0 takes no step. ``validation_data`` may carry
+            a third element, the validation rows' weights; with
+            ``validation_split`` the held-out rows keep their weights.
 
         Returns
         -------
@@ -397,6 +413,7 @@ class MLP:
             is left at the last step whose loss and weights were finite.
         """
         X, Y = self._check_data(X, Y)
+        sample_weight = as_sample_weight(sample_weight, "sample_weight", self.dtype, X.shape[0])
         settings = FitSettings(
             epochs=check_int(epochs, "epochs", minimum=1),
             batch_size=check_int(batch_size, "batch_size", minimum=1),
@@ -411,17 +428,26 @@ class MLP:
                                    betas, eps)
         if callback is not None and not callable(callback):
             raise TypeError(f"callback must be callable or None; got {callback!r}")
+        if optimizer.code == "lbfgs" and type(settings.schedule).__name__ != "ConstantLR":
+            raise ValueError(f"lr_schedule={lr_schedule!r} does not apply to L-BFGS, which has "
+                             "no learning rate; leave it None")
         with self._exclusive("fit"):
-            X, Y, X_val, Y_val = self._validation_split(X, Y, validation_data, validation_split)
+            X, Y, X_val, Y_val, sample_weight, val_weight = self._validation_split(
+                X, Y, validation_data, validation_split, sample_weight)
             if settings.early_stopping and X_val is None:
                 raise ValueError("early_stopping=True needs validation_data or "
                                  "validation_split > 0")
-            return _fit(self, X, Y, X_val, Y_val, optimizer, settings)
+            if sample_weight is not None and not sample_weight.sum(dtype=np.float64) > 0:
+                raise ValueError("sample_weight: the training rows left by validation_split "
+                                 "all have weight 0")
+            return _fit(self, X, Y, X_val, Y_val, optimizer, settings, sample_weight,
+                        val_weight)
 
     def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: float = UNSET,
                     batch_size: int = 1, shuffle: bool = False, optimizer: Any = "sgd",
                     momentum: float = UNSET, nesterov: bool = UNSET, weight_decay: float = UNSET,
-                    betas: Tuple[float, float] = UNSET, eps: float = UNSET) -> "History":
+                    betas: Tuple[float, float] = UNSET, eps: float = UNSET,
+                    sample_weight: Optional[ArrayLike] = None) -> "History":
         """One pass over the given rows, keeping the optimizer state (online learning).
 
         ``partial_fit`` called n times on the same data equals
@@ -435,7 +461,8 @@ class MLP:
         """
         return self.fit(X, Y, epochs=1, learning_rate=learning_rate, batch_size=batch_size,
                         shuffle=shuffle, optimizer=optimizer, momentum=momentum,
-                        nesterov=nesterov, weight_decay=weight_decay, betas=betas, eps=eps)
+                        nesterov=nesterov, weight_decay=weight_decay, betas=betas, eps=eps,
+                        sample_weight=sample_weight)
 
     def loss_and_grad(self, X: ArrayLike, Y: ArrayLike) -> Tuple[float, np.ndarray]:
         """The mean loss over the rows and its gradient with respect to ``params``.
@@ -555,22 +582,24 @@ class MLP:
             self.history = history.copy()
         return self
 
-    def _validation_split(self, X, Y, validation_data, validation_split):
-        """(X_train, Y_train, X_val, Y_val); the validation pair may be None."""
+    def _validation_split(self, X, Y, validation_data, validation_split, sample_weight=None):
+        """(X_train, Y_train, X_val, Y_val, w_train, w_val); validation and weights may be None."""
         validation_split = check_float(validation_split, "validation_split", maximum=1.0,
                                        inclusive_minimum=True)
         if validation_data is not None:
             if validation_split:
                 raise ValueError("give validation_data or validation_split, not both")
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a tuple (X_val, Y_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise TypeError("validation_data must be a tuple (X_val, Y_val) or "
+                                "(X_val, Y_val, sample_weight_val)")
             X_val = self._check_inputs(validation_data[0], "validation_data[0]")
-            Y_val = as_matrix(validation_data[1], "validation_data[1]", self.dtype,
-                              self.layer_sizes[-1], "outputs")
+            Y_val = self._check_targets(validation_data[1], "validation_data[1]")
             check_same_rows(X_val, Y_val, "validation_data[0]", "validation_data[1]")
-            return X, Y, X_val, Y_val
+            val_weight = None if len(validation_data) == 2 else as_sample_weight(
+                validation_data[2], "validation_data[2]", self.dtype, X_val.shape[0])
+            return X, Y, X_val, Y_val, sample_weight, val_weight
         if not validation_split:
-            return X, Y, None, None
+            return X, Y, None, None, sample_weight, None
         n_val = max(1, round(validation_split * X.shape[0]))
         if n_val >= X.shape[0]:
             raise ValueError(f"validation_split={validation_split} leaves no training rows "
@@ -585,7 +614,14 @@ class MLP:
                                              "fraction": validation_split, "rows": held_out}
         is_val = np.zeros(X.shape[0], dtype=bool)
         is_val[saved["rows"]] = True
-        return X[~is_val], Y[~is_val], X[is_val], Y[is_val]
+        if sample_weight is None:
+            return X[~is_val], Y[~is_val], X[is_val], Y[is_val], None, None
+        val_weight = sample_weight[is_val]
+        if not val_weight.sum(dtype=np.float64) > 0:
+            raise ValueError("sample_weight: the rows held out by validation_split all have "
+                             "weight 0")
+        return (X[~is_val], Y[~is_val], X[is_val], Y[is_val], sample_weight[~is_val],
+                val_weight)
 
     # ------------------------------------------------------------ saving
 
@@ -690,9 +726,12 @@ class MLP:
 
     def _check_data(self, X, Y):
         X = self._check_inputs(X)
-        Y = as_matrix(Y, "Y", self.dtype, self.layer_sizes[-1], "outputs")
+        Y = self._check_targets(Y)
         check_same_rows(X, Y)
         return X, Y
+
+    def _check_targets(self, Y, name="Y"):
+        return as_targets(Y, name, self.dtype, self.layer_sizes[-1], self.activations[-1])
 
     def __repr__(self):
         sizes = "-".join(map(str, self.layer_sizes))

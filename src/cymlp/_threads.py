@@ -8,22 +8,29 @@ compiled kernels call, and NumPy's, which the NumPy backend calls).
 
 BLAS has one thread count per process, so contexts entered from several
 threads share it: one lock guards a list of the active requests. The first
-context saves the counts it found, the most recent active request is what
-runs, and when the last context leaves, the saved counts come back, whatever
-order the threads leave in. A count that is already right is not set again
-(setting costs more than reading), and a request that leaves the running
-count as it is (nested in one for the same count, or leaving while another
-is the latest) does not read it either.
+context saves the counts it found, the most recent active request for a
+count is what runs, and when the last context leaves, the saved counts come
+back, whatever order the threads leave in. A request for no particular count
+(None: large products, where BLAS decides) leaves the saved counts as they
+are while its thread is the only one with requests active; while several
+threads have, it shares them out (two fits in two threads on two cores: one
+BLAS thread each, rather than two each on the same two cores). A count that
+is already right is not set again (setting costs more than reading), and a
+request that leaves the running count as it is (nested in one for the same
+count, or leaving while another is the latest) does not read it either.
 
 The libraries are looked up (which loads threadpoolctl and SciPy's BLAS) the
 first time a limit is needed. A call whose products are all too small for
 BLAS (``reaches_blas``) records its request without looking them up, so
-training a small network loads neither.
+training a small network loads neither; nor does a request for no count
+made while no other thread has one active.
 
-OpenBLAS 0.3.30 ignores ``openblas_set_num_threads`` called from a thread
-other than the main one once the main thread has set a count, so a limit
-requested from a worker thread may not take effect there; the bookkeeping
-above still restores what was there.
+threadpoolctl lets only one thread set OpenBLAS's count (the first to set
+it, while it lives; ``OpenBLASController.clear_controlling_thread``), and
+silently ignores the others: a worker thread's limit would not be set once
+the main thread had set one. The lock above already orders every change
+cymlp makes, so cymlp lets the controlling thread go around each change
+(``_set_num_threads``).
 """
 
 import contextlib
@@ -60,6 +67,10 @@ class _BLASThreads:
     loading threadpoolctl and SciPy's BLAS much more), which a request whose
     products never reach BLAS does not count as: it is recorded, and applied
     if and when something else finds the libraries while it is active.
+
+    Each request is ``[count, thread]``: a count of threads (an int), or
+    None for "what BLAS had, shared" (``running``), and the thread it was
+    made from.
     """
 
     def __init__(self, libraries=None):
@@ -67,6 +78,7 @@ class _BLASThreads:
         self.lock = threading.Lock()
         self.requests = []
         self.saved = []
+        self.applied = []     # the counts last applied or read (the lock is held to use it)
 
     @property
     def libraries(self):
@@ -79,8 +91,8 @@ class _BLASThreads:
         if self._libraries is None:
             self._libraries = _find_libraries()
             if self.requests:
-                self.saved = self._counts()
-                self._apply([self.requests[-1][0]] * len(self._libraries))
+                self.saved = self.applied = self._counts()
+                self._update()
         return self._libraries
 
     def counts(self):
@@ -91,35 +103,72 @@ class _BLASThreads:
     def _counts(self):
         return [library.get_num_threads() for library in self._libraries]
 
-    def _apply(self, counts):
-        for library, count in zip(self._libraries, counts):
-            if library.get_num_threads() != count:
-                library.set_num_threads(count)
+    def running(self):
+        """The counts the active requests call for (the lock is held, libraries known).
+
+        The most recent request for a count, whichever thread made it; with
+        none, the counts found before the first request, each shared out
+        among the threads that have requests active (two fits in two
+        threads on two cores: one BLAS thread each, not two).
+        """
+        if not self.requests:
+            return self.saved
+        for count, _ in reversed(self.requests):
+            if count is not None:
+                return [count] * len(self._libraries)
+        sharing = len({thread for _, thread in self.requests})
+        return [max(1, count // sharing) for count in self.saved]
+
+    def _update(self):
+        # The lock is held. Reading a count costs less than setting it, and
+        # counts that the requests leave as they were are not even read.
+        if self._libraries is None:
+            return
+        wanted = self.running()
+        if wanted != self.applied:
+            for library, count in zip(self._libraries, wanted):
+                if library.get_num_threads() != count:
+                    _set_num_threads(library, count)
+            self.applied = list(wanted)
 
     @contextlib.contextmanager
     def limit(self, n_threads, needed=True):
+        thread = threading.get_ident()
+        request = [n_threads, thread]   # this context's own entry, removed by identity
         with self.lock:
-            if needed:
+            # None changes nothing unless another thread has requests active.
+            if needed and (n_threads is not None
+                           or any(other != thread for _, other in self.requests)):
                 self._found()
-            known = self._libraries is not None
-            if known and not self.requests:
-                self.saved = self._counts()
-            running = self.requests[-1][0] if self.requests else None
-            request = [n_threads]     # this context's own entry, removed by identity
+            if self._libraries is not None and not self.requests:
+                self.saved = self.applied = self._counts()
             self.requests.append(request)
-            if known and running != n_threads:   # (a nested equal request changes nothing)
-                self._apply([n_threads] * len(self._libraries))
+            self._update()
         try:
             yield
         finally:
             with self.lock:
-                was_running = self.requests[-1] is request
                 self.requests = [entry for entry in self.requests if entry is not request]
-                if self._libraries is not None:
-                    if not self.requests:
-                        self._apply(self.saved)
-                    elif was_running and self.requests[-1][0] != n_threads:
-                        self._apply([self.requests[-1][0]] * len(self._libraries))
+                self._update()
+
+
+def _set_num_threads(library, count):
+    """Set ``library``'s count from whichever thread asks (the caller holds the lock).
+
+    threadpoolctl (3.6 and later) lets only one thread set OpenBLAS's
+    process-wide count (pthreads builds): the first one that sets it, for as
+    long as it lives, so a limit asked for from a worker thread would
+    silently not be set once the main thread had set one. The lock of
+    ``_BLASThreads`` already puts every change of cymlp in one order, so
+    the controlling thread is let go before setting, and after it, as
+    ``threadpool_limits`` does when it leaves.
+    """
+    release = getattr(type(library), "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+    library.set_num_threads(count)
+    if release is not None:
+        release(force=True)
 
 
 _blas = _BLASThreads()
@@ -135,14 +184,17 @@ def current_counts():
 
 
 def blas_threads(n_threads, needed=True):
-    """A context manager that lets BLAS use ``n_threads`` threads (None: unchanged).
+    """A context manager that lets BLAS use ``n_threads`` threads.
+
+    None: the count BLAS had, unchanged in a single thread; while other
+    threads have limits active too, it is shared out among them
+    (``_BLASThreads.running``), so that fits in several threads do not run
+    more BLAS threads than there are cores.
 
     ``needed=False`` when no product of the call reaches BLAS
     (``reaches_blas``): then the limit does not load the BLAS libraries to
     apply itself (a small network never needs SciPy's BLAS or threadpoolctl).
     """
-    if n_threads is None:
-        return contextlib.nullcontext()
     return _blas.limit(n_threads, needed)
 
 

@@ -195,16 +195,25 @@ class Session:
         After each epoch, check that the network's outputs on the training
         rows are finite (``OutputCheck``), for callers whose every epoch may
         be the last one (``MLP.fit`` checks once, at its end).
+    sample_weight : ndarray of shape (n_samples,) or None
+        Checked weights (finite, >= 0, positive sum), in the network's
+        dtype: each batch descends on its weighted mean loss, and the epoch's
+        loss and accuracy are weighted means.
     """
 
-    def __init__(self, net, X, Y, batch_size, optimizer, check_outputs=False):
+    def __init__(self, net, X, Y, batch_size, optimizer, check_outputs=False,
+                 sample_weight=None):
         net._start_optimizer(optimizer)
         self.net, self.X, self.Y, self.batch_size = net, X, Y, batch_size
+        self.sample_weight = sample_weight
+        self.total_weight = X.shape[0] if sample_weight is None else float(
+            np.add.reduce(sample_weight, dtype=np.float64))
         self.epoch_start = _Snapshot(net) if check_outputs else None
         self.output_check = OutputCheck(net, X, Y) if check_outputs else None
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
         self.trainer = net._kernels.Trainer(net._params, net._layout, net._loss_code, X, Y,
                                             batch_size, optimizer, net._optimizer_state,
-                                            net._step)
+                                            net._step, **weights)
         rows = min(batch_size, X.shape[0])
         self.threads = threads_for(net._layout, rows, net.n_threads)
         self.needs_blas = reaches_blas(net._layout, rows, net._kernels)
@@ -257,7 +266,16 @@ class Session:
             start = stop
         if self.output_check is not None:
             self.output_check(epoch, self.epoch_start)
-        return loss_sum / n_rows, n_correct / n_rows
+        return loss_sum / self.total_weight, n_correct / self.total_weight
+
+    def evaluate(self, X, Y, sample_weight=None):
+        """(mean loss, accuracy) of the network now on ``(X, Y)``, weighted if given."""
+        if sample_weight is None:
+            loss_sum, correct = self.trainer.evaluate(X, Y)
+            return loss_sum / X.shape[0], correct / X.shape[0]
+        loss_sum, correct = self.trainer.evaluate(X, Y, sample_weight=sample_weight)
+        total = float(np.add.reduce(sample_weight, dtype=np.float64))
+        return loss_sum / total, correct / total
 
     def _diverged(self, epoch):
         error = TrainingDiverged(
@@ -278,24 +296,28 @@ class Session:
 
 
 @contextlib.contextmanager
-def open_session(net, X, Y, batch_size, optimizer, check_outputs=False):
+def open_session(net, X, Y, batch_size, optimizer, check_outputs=False, sample_weight=None):
     """A ``Session`` on ``net`` with its training lock and its BLAS thread limit held."""
     with net._exclusive("fit"):
-        session = Session(net, X, Y, batch_size, optimizer, check_outputs=check_outputs)
+        session = Session(net, X, Y, batch_size, optimizer, check_outputs=check_outputs,
+                          sample_weight=sample_weight)
         with session.limit_threads():
             yield session
 
 
-def fit(net, X, Y, X_val, Y_val, optimizer, settings):
+def fit(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None, val_weight=None):
     """Train ``net`` (its training lock held) and return the ``History``."""
-    session = Session(net, X, Y, settings.batch_size, optimizer)
+    if optimizer.code == "lbfgs":
+        return fit_lbfgs(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight,
+                         val_weight)
+    session = Session(net, X, Y, settings.batch_size, optimizer, sample_weight=sample_weight)
     history = net.history = History()
     best = _Snapshot(net) if settings.early_stopping else None
     epoch_start = _Snapshot(net)
     try:
         with session.limit_threads():    # for the whole fit, callbacks included
             _run_epochs(net, session, history, settings, optimizer.lr, X_val, Y_val, best,
-                        epoch_start)
+                        epoch_start, val_weight)
             if best is not None and history.best_epoch is not None:
                 best.restore()               # the network fit returns is the one checked
                 epoch_start = best
@@ -314,15 +336,17 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings):
     return history
 
 
-def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, epoch_start):
-    best_loss, epochs_without_improvement = math.inf, 0
+def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, epoch_start,
+                val_weight=None):
     if X_val is not None:   # the evaluation's products, in blocks of rows
         rows = block_rows(net._layout, X_val.shape[0])
         validation_threads = (threads_for(net._layout, rows, net.n_threads),
                               reaches_blas(net._layout, rows, net._kernels))
     for epoch in range(settings.epochs):
         epoch_start.save()
-        session.learning_rate = settings.schedule(base_rate, epoch)
+        session.learning_rate = settings.schedule(base_rate, epoch,
+                                                  samples_seen=epoch * session.X.shape[0],
+                                                  losses=history.loss)
         try:
             loss, accuracy = session.run_epoch(epoch + 1, settings.shuffle)
         except TrainingDiverged as error:
@@ -333,8 +357,8 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
         history.learning_rate.append(float(session.learning_rate))
         if X_val is not None:   # the trainer keeps the workspace from epoch to epoch
             with blas_threads(*validation_threads):
-                val_sum, val_correct = session.trainer.evaluate(X_val, Y_val)
-            if not _finite(net, val_sum):
+                val_loss, val_accuracy = session.evaluate(X_val, Y_val, val_weight)
+            if not _finite(net, val_loss):
                 history._drop_from(epoch)
                 epoch_start.restore()
                 error = TrainingDiverged(
@@ -343,22 +367,31 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
                     "at the start of that epoch.")
                 error.epoch = epoch + 1
                 raise error
-            history.val_loss.append(val_sum / X_val.shape[0])
-            history.val_accuracy.append(val_correct / X_val.shape[0])
-        if best is not None:
-            if history.val_loss[-1] < best_loss - settings.min_delta:
-                best_loss, epochs_without_improvement = history.val_loss[-1], 0
-                best.save()                  # before the label: Ctrl-C between them is safe
-                history.best_epoch = epoch + 1
-            else:
-                epochs_without_improvement += 1
-                history.stopped_early = epochs_without_improvement >= settings.patience
-        if settings.verbose:
-            print(history.summary(), flush=True)
-        if settings.callback is not None:     # sees this epoch's best_epoch and stopped_early
-            settings.callback(epoch + 1, history)
-        if history.stopped_early:
+            history.val_loss.append(val_loss)
+            history.val_accuracy.append(val_accuracy)
+        if _record_best(history, best, settings, epoch):
             break
+
+
+def _record_best(history, best, settings, epoch):
+    """Early stopping after epoch ``epoch`` (from 0), then verbose and callback; True: stop.
+
+    The best loss and the epochs since are read off ``history`` (its
+    ``best_epoch`` moves only on an improvement by more than ``min_delta``).
+    """
+    if best is not None:
+        best_epoch = history.best_epoch
+        best_loss = math.inf if best_epoch is None else history.val_loss[best_epoch - 1]
+        if history.val_loss[-1] < best_loss - settings.min_delta:
+            best.save()                  # before the label: Ctrl-C between them is safe
+            history.best_epoch = epoch + 1
+        else:
+            history.stopped_early = (epoch + 1 - (best_epoch or 0)) >= settings.patience
+    if settings.verbose:
+        print(history.summary(), flush=True)
+    if settings.callback is not None:     # sees this epoch's best_epoch and stopped_early
+        settings.callback(epoch + 1, history)
+    return history.stopped_early
 
 
 def _finite(net, loss_sum):
@@ -451,3 +484,131 @@ def _column_bound(weights, bias, column_sums, bounded):
     """(largest column sum of |W|, largest |b| or 0, bounded) of one layer's magnitudes."""
     np.add.reduce(weights, axis=0, out=column_sums)
     return float(column_sums.max()), 0.0 if bias is None else float(bias.max()), bounded
+
+
+# ---------------------------------------------------------------- L-BFGS
+
+class LossAndGrad:
+    """The L-BFGS objective on ``net``: ``scale * mean loss + 0.5 * l2 * ||mask * params||**2``.
+
+    Called by SciPy with a float64 vector ``x``; copies it into the network's
+    parameters and makes one backend ``loss_and_grad`` call over all the
+    rows (weighted mean loss when ``sample_weight`` is given). Returns the
+    value and its float64 gradient; a non-finite loss is answered with
+    ``inf`` so the line search backs off. ``mask`` (0/1 per parameter, or
+    None for all) says which parameters the L2 term covers: all of them for
+    ``MLP``'s ``weight_decay``, the weights only for scikit-learn's ``alpha``.
+    """
+
+    def __init__(self, net, X, Y, sample_weight=None, scale=1.0, l2=0.0, mask=None):
+        self.net, self.X, self.Y, self.scale, self.l2 = net, X, Y, scale, l2
+        self.weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.mask = None if mask is None else np.asarray(mask, dtype=np.float64)
+        self.grad = np.empty_like(net._params)
+        self.evaluations = 0
+
+    def __call__(self, x):
+        net = self.net
+        net._params[...] = x
+        loss = net._kernels.loss_and_grad(net._params, net._layout, net._loss_code, self.X,
+                                          self.Y, self.grad, **self.weights)
+        self.evaluations += 1
+        gradient = self.grad.astype(np.float64)
+        gradient *= self.scale
+        value = self.scale * float(loss)
+        if self.l2:
+            penalised = net._params.astype(np.float64)
+            if self.mask is not None:
+                penalised *= self.mask
+            value += 0.5 * self.l2 * float(np.dot(penalised, penalised))
+            gradient += self.l2 * penalised
+        if not (math.isfinite(value) and np.isfinite(gradient).all()):
+            return math.inf, np.zeros_like(gradient)
+        return value, gradient
+
+
+def run_lbfgs(net, objective, max_iter, max_fun, tol, history_size=10, callback=None):
+    """``scipy.optimize.minimize(method="L-BFGS-B")`` of ``objective`` from ``net.params``.
+
+    The network's training lock must be held. ``callback(x)`` is called
+    after each iteration with the network's parameters set to that iterate;
+    it may raise StopIteration to end the minimisation there. The network is
+    left at the result (on Ctrl-C: at the last completed iterate). Returns
+    SciPy's ``OptimizeResult``.
+    """
+    from scipy.optimize import minimize   # only for L-BFGS fits: a SciPy import less
+
+    last = _Snapshot(net)
+
+    def after_iteration(intermediate_result):
+        net._params[...] = intermediate_result.x
+        last.save()
+        if callback is not None:
+            callback(intermediate_result.x)
+
+    x0 = net._params.astype(np.float64)
+    net._forget_optimizer()   # L-BFGS keeps no state; earlier moments would be stale
+    try:
+        with blas_threads_for(net._layout, objective.X.shape[0], net.n_threads, net._kernels):
+            result = minimize(objective, x0, method="L-BFGS-B", jac=True,
+                              callback=after_iteration,
+                              options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol,
+                                       "maxcor": history_size})
+    except BaseException:
+        last.restore()
+        raise
+    net._params[...] = result.x
+    return result
+
+
+def fit_lbfgs(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None,
+              val_weight=None):
+    """``MLP.fit`` with ``optimizer=LBFGS(...)``: one ``History`` entry per iteration.
+
+    ``settings.epochs`` bounds the iterations. Each entry has the training
+    loss and accuracy at that iterate (learning rate NaN: L-BFGS has none),
+    and the validation figures; early stopping ends the minimisation and
+    restores the best iterate, as for the other optimizers.
+    """
+    objective = LossAndGrad(net, X, Y, sample_weight, l2=optimizer.weight_decay)
+    history = net.history = History()
+    best = _Snapshot(net) if settings.early_stopping else None
+    weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+    val_weights = {} if val_weight is None else {"sample_weight": val_weight}
+    total = X.shape[0] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
+    rows = block_rows(net._layout, X.shape[0])
+
+    def record(x):
+        loss_sum, correct = net._kernels.evaluate(net._params, net._layout, net._loss_code,
+                                                  X, Y, rows, **weights)
+        history.loss.append(loss_sum / total)
+        history.accuracy.append(correct / total)
+        history.learning_rate.append(math.nan)
+        if X_val is not None:
+            val_rows = block_rows(net._layout, X_val.shape[0])
+            val_sum, val_correct = net._kernels.evaluate(
+                net._params, net._layout, net._loss_code, X_val, Y_val, val_rows, **val_weights)
+            val_total = (X_val.shape[0] if val_weight is None
+                         else float(val_weight.sum(dtype=np.float64)))
+            history.val_loss.append(val_sum / val_total)
+            history.val_accuracy.append(val_correct / val_total)
+        if _record_best(history, best, settings, history.epochs - 1):
+            raise StopIteration
+
+    start = _Snapshot(net)
+    try:
+        run_lbfgs(net, objective, settings.epochs, optimizer.max_fun, optimizer.tol,
+                  optimizer.history_size, record)
+    finally:
+        if best is not None and history.best_epoch is not None:
+            best.restore()
+    loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code, X, Y, rows)
+    if not (_finite(net, loss_sum) and np.isfinite(net._params).all()):
+        start.restore()
+        history._drop_from(0)
+        error = TrainingDiverged("L-BFGS ended with a NaN or infinite loss; the network was "
+                                 "left as it was before the fit (scale the inputs, or add "
+                                 "weight_decay)")
+        error.epoch = 1
+        raise error
+    return history

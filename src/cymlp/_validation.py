@@ -185,3 +185,56 @@ def check_seed(seed, allow_generator=False):
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed}")
     return int(seed)
+
+
+def as_sample_weight(sample_weight, name, dtype, n_rows):
+    """``sample_weight`` as a C-contiguous 1-D array of ``dtype``: finite, >= 0, positive sum.
+
+    None stays None (unweighted). A scalar gives every row that weight.
+    """
+    if sample_weight is None:
+        return None
+    converted = _real_array(sample_weight, name)
+    if converted.ndim == 0:
+        converted = np.full(n_rows, converted, dtype=dtype)
+    if converted.ndim != 1 or converted.shape[0] != n_rows:
+        raise ValueError(f"{name} must be a 1-D array of shape ({n_rows},), one weight per "
+                         f"sample; got shape {converted.shape}")
+    converted = _finite_in(converted, name, dtype)
+    if (converted < 0).any():
+        raise ValueError(f"{name} must be >= 0; got a negative weight at index "
+                         f"{int(np.argmax(converted < 0))}")
+    if not converted.sum(dtype=np.float64) > 0:
+        raise ValueError(f"{name} must have a positive sum; every weight is 0")
+    return converted
+
+
+def as_targets(Y, name, dtype, n_outputs, output_activation):
+    """Targets ``Y`` as a 2-D array of ``dtype`` for a network of ``n_outputs`` outputs.
+
+    A 1-D ``Y`` is taken as one value per sample when the network has one
+    output, and as integer class labels ``0..n_outputs-1`` (one-hot encoded
+    here) when its output is softmax; anything else must be 2-D.
+    """
+    if isinstance(Y, (str, bytes)) or np.ndim(Y) != 1:
+        return as_matrix(Y, name, dtype, n_outputs, "outputs")
+    if n_outputs == 1:
+        return as_matrix(np.asarray(Y).reshape(-1, 1), name, dtype, 1, "outputs")
+    if output_activation != "softmax":
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, {n_outputs}) for this network of "
+            f"{n_outputs} {output_activation} outputs; got a 1-D array of shape "
+            f"{np.shape(Y)} (1-D class labels need output_activation='softmax')")
+    labels = _real_array(Y, name)
+    if labels.shape[0] == 0:
+        raise ValueError(f"{name} must not be empty")
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+            raise ValueError(f"{name}: 1-D targets of a softmax network are class labels, "
+                             f"integers from 0 to {n_outputs - 1}; got non-integer values")
+    if labels.min() < 0 or labels.max() >= n_outputs:
+        raise ValueError(f"{name}: class labels must be integers from 0 to {n_outputs - 1} "
+                         f"(one per output); got values from {labels.min()} to {labels.max()}")
+    one_hot = np.zeros((labels.shape[0], n_outputs), dtype=dtype)
+    one_hot[np.arange(labels.shape[0]), labels.astype(np.intp)] = 1
+    return one_hot

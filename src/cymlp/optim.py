@@ -10,12 +10,14 @@ optimizer changes (``MLP.reset_optimizer()`` forgets it on request).
 SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.0)
 >>> Adam(1e-3)
 Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+>>> LBFGS(max_fun=500)
+LBFGS(max_fun=500, tol=1e-05, history_size=10, weight_decay=0.0)
 """
 
 from ._codes import OPTIMIZERS, Optimizer
-from ._validation import check_bool, check_choice, check_float
+from ._validation import check_bool, check_choice, check_float, check_int
 
-__all__ = ["SGD", "Adam"]
+__all__ = ["SGD", "Adam", "LBFGS"]
 
 
 class _Unset:
@@ -98,38 +100,89 @@ class Adam:
                 f"weight_decay={self.weight_decay})")
 
 
+class LBFGS:
+    """Full-batch L-BFGS: ``scipy.optimize.minimize(method="L-BFGS-B")`` on ``params``.
+
+    Each evaluation of the objective is one call of the backend's
+    ``loss_and_grad`` over all the training rows (no Python per sample or
+    per layer). With ``MLP.fit(optimizer=LBFGS(...))``, ``epochs`` is the
+    largest number of L-BFGS iterations and ``History`` gets one entry per
+    iteration. The objective is the (weighted) mean loss plus
+    ``0.5 * weight_decay * ||params||**2``, whose gradient is the
+    ``grad + weight_decay * params`` of the other optimizers. L-BFGS keeps
+    no state between fits: the momentum buffer or Adam moments of an earlier
+    fit are forgotten.
+
+    Parameters
+    ----------
+    max_fun : int, default=15000
+        Largest number of loss-and-gradient evaluations (``maxfun``).
+    tol : float, default=1e-5
+        Stop when the largest component of the projected gradient is below
+        it (``gtol``).
+    history_size : int, default=10
+        Correction pairs kept (``maxcor``; ``history_size`` of
+        ``torch.optim.LBFGS``).
+    weight_decay : float, default=0.0
+        L2 penalty on weights and biases alike.
+    """
+
+    code = "lbfgs"   # not a kernel code: L-BFGS runs in Python around loss_and_grad
+
+    def __init__(self, max_fun=15000, tol=1e-5, history_size=10, weight_decay=0.0):
+        self.max_fun = check_int(max_fun, "max_fun", minimum=1)
+        self.tol = check_float(tol, "tol", inclusive_minimum=True)
+        self.history_size = check_int(history_size, "history_size", minimum=1)
+        self.weight_decay = check_float(weight_decay, "weight_decay", inclusive_minimum=True)
+
+    def __repr__(self):
+        return (f"LBFGS(max_fun={self.max_fun}, tol={self.tol}, "
+                f"history_size={self.history_size}, weight_decay={self.weight_decay})")
+
+
 def make_optimizer(optimizer, learning_rate=UNSET, momentum=UNSET, nesterov=UNSET,
                    weight_decay=UNSET, betas=UNSET, eps=UNSET):
     """An optimizer object from ``fit``'s arguments.
 
-    ``optimizer`` is an ``SGD``/``Adam`` object (then the other arguments
-    must be left unset) or a name, "sgd" or "adam", with the options given
-    separately (``learning_rate`` 0.1 unless given, as ``fit`` documents).
+    ``optimizer`` is an ``SGD``/``Adam``/``LBFGS`` object (then the other
+    arguments must be left unset) or a name, "sgd", "adam" or "lbfgs", with
+    the options given separately (``learning_rate`` 0.1 unless given, as
+    ``fit`` documents; L-BFGS takes only ``weight_decay``).
     Errors name ``fit``'s arguments.
     """
     options = {"learning_rate": learning_rate, "momentum": momentum, "nesterov": nesterov,
                "weight_decay": weight_decay, "betas": betas, "eps": eps}
     given = [name for name, value in options.items() if value is not UNSET]
-    if isinstance(optimizer, (SGD, Adam)):
+    if isinstance(optimizer, (SGD, Adam, LBFGS)):
         if given:
             raise ValueError(f"{given[0]} cannot be combined with an optimizer object; "
                              f"set it on the object instead, e.g. {type(optimizer).__name__}"
                              f"(lr=...)")
         # A fresh, checked copy: the attributes of the object may have been changed.
+        if isinstance(optimizer, LBFGS):
+            return LBFGS(optimizer.max_fun, optimizer.tol, optimizer.history_size,
+                         optimizer.weight_decay)
         if isinstance(optimizer, SGD):
             return SGD(optimizer.lr, optimizer.momentum, optimizer.nesterov,
                        optimizer.weight_decay)
         return Adam(optimizer.lr, (optimizer.beta1, optimizer.beta2), optimizer.eps,
                     optimizer.weight_decay)
     if not isinstance(optimizer, str):
-        raise TypeError("optimizer must be 'sgd', 'adam' or a cymlp.optim.SGD/Adam object; "
+        raise TypeError("optimizer must be 'sgd', 'adam', 'lbfgs' or a cymlp.optim.SGD/Adam/"
+                        "LBFGS object; "
                         f"got {optimizer!r}")
-    name = check_choice(optimizer, "optimizer", tuple(OPTIMIZERS))
+    name = check_choice(optimizer, "optimizer", tuple(OPTIMIZERS) + ("lbfgs",))
     def value(given, default):
         return default if given is UNSET else given
 
     lr, decay = value(learning_rate, 0.1), value(weight_decay, 0.0)
     try:
+        if name == "lbfgs":
+            others = [option for option in given if option != "weight_decay"]
+            if others:
+                raise ValueError(f"{others[0]} is not an L-BFGS option; L-BFGS takes "
+                                 "weight_decay (or pass cymlp.optim.LBFGS(...))")
+            return LBFGS(weight_decay=decay)
         if name == "sgd":
             if betas is not UNSET or eps is not UNSET:
                 raise ValueError("betas and eps are Adam options; SGD uses momentum")

@@ -21,6 +21,7 @@ scikit-learn is an optional dependency: ``pip install "cymlp[sklearn]"``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import numbers
 import warnings
@@ -32,12 +33,15 @@ import numpy as np
 
 try:
     from scipy.sparse import issparse
+    from scipy.special import xlogy
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state
+    from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import (
         check_classification_targets,
         type_of_target,
@@ -57,11 +61,13 @@ except ImportError:  # scikit-learn < 1.6
 
 from . import _training
 from ._codes import classify
+from ._params import layer_views
 from ._network import MLP
 from ._training import TrainingDiverged
 from ._validation import (
     as_array,
     as_matrix,
+    as_sample_weight,
     check_bool,
     check_choice,
     check_dtype,
@@ -78,8 +84,13 @@ _ACTIVATIONS = {
     "relu": "relu", "leaky_relu": "leaky_relu",
 }
 # cymlp's output activations under the names scikit-learn's out_activation_ uses.
-_OUT_ACTIVATION_NAMES = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
-_SOLVERS = ("sgd", "adam")
+_OUT_ACTIVATION_NAMES = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity",
+                         "exp": "exp"}
+_SOLVERS = ("lbfgs", "sgd", "adam")
+_LEARNING_RATES = ("constant", "invscaling", "adaptive")
+# The fitted attributes only the stochastic solvers set.
+_STOCHASTIC_RECORDS = ("loss_curve_", "best_loss_", "validation_scores_",
+                       "validation_loss_curve_", "best_validation_score_")
 _BACKENDS = ("auto", "cython", "numpy")
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -98,15 +109,15 @@ def _binarize(y, classes):
     fifty times the cost.)
     """
     indices = np.searchsorted(classes, y)
-    if len(classes) == 2:
+    if len(classes) <= 2:   # one class: a column of 0s, as LabelBinarizer gives
         return indices.astype(int).reshape(-1, 1)
     Y = np.zeros((len(y), len(classes)), dtype=int)
     Y[np.arange(len(y)), indices] = 1
     return Y
 
 
-def _accuracy(y, predictions):
-    """``accuracy_score(y, predictions)`` for targets ``fit`` has checked, once an epoch.
+def _accuracy(y, predictions, sample_weight=None):
+    """``accuracy_score(y, predictions, sample_weight)`` for targets ``fit`` has checked.
 
     The share of rows predicted exactly (every label of a row, for
     multilabel targets): a count over the number of rows, so the same float
@@ -114,10 +125,12 @@ def _accuracy(y, predictions):
     the cost.
     """
     if issparse(y) or issparse(predictions):   # sparse multilabel indicators
-        return float(accuracy_score(y, predictions))
+        return float(accuracy_score(y, predictions, sample_weight=sample_weight))
     matches = np.asarray(y == predictions)
     if matches.ndim == 2:
         matches = matches.all(axis=1)
+    if sample_weight is not None:
+        return float(np.average(matches, weights=sample_weight))
     return float(np.mean(matches))
 
 
@@ -225,20 +238,24 @@ class _BaseMLP(BaseEstimator):
 
     def __init__(self, hidden_layer_sizes: Union[int, Sequence[int]] = (100,),
                  activation: str = "relu", *, solver: str = "adam", alpha: float = 0.0001,
-                 batch_size: Union[int, str] = "auto", learning_rate_init: float = 0.001,
+                 batch_size: Union[int, str] = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5,
                  max_iter: int = 200, shuffle: bool = True, random_state=None,
                  tol: float = 1e-4, verbose: Union[bool, int] = False, warm_start: bool = False,
                  momentum: float = 0.9, nesterovs_momentum: bool = True,
                  early_stopping: bool = False, validation_fraction: float = 0.1,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
-                 n_iter_no_change: Union[int, float] = 10, loss: Optional[str] = None,
+                 n_iter_no_change: Union[int, float] = 10, max_fun: int = 15000,
+                 loss: Optional[str] = None, restore_best_weights: bool = True,
                  backend: Optional[str] = None, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -253,7 +270,9 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.loss = loss
+        self.restore_best_weights = restore_best_weights
         self.backend = backend
         self.dtype = dtype
 
@@ -279,9 +298,6 @@ class _BaseMLP(BaseEstimator):
         sizes = [check_int(size, f"hidden_layer_sizes[{index}]")
                  for index, size in enumerate(sizes)]
         activation = check_choice(self.activation, "activation", tuple(_ACTIVATIONS))
-        if isinstance(self.solver, str) and self.solver.lower() == "lbfgs":
-            raise InvalidParameterError("solver='lbfgs' is not supported by cymlp's "
-                                        "estimators; use solver='adam' or 'sgd'")
         solver = check_choice(self.solver, "solver", _SOLVERS)
         if not (self.batch_size == "auto" if isinstance(self.batch_size, str)
                 else _is_int(self.batch_size) and self.batch_size >= 1):
@@ -302,7 +318,12 @@ class _BaseMLP(BaseEstimator):
             activation=_ACTIVATIONS[activation],
             solver=solver,
             alpha=check_float(self.alpha, "alpha", inclusive_minimum=True),
+            learning_rate=check_choice(self.learning_rate, "learning_rate", _LEARNING_RATES),
             learning_rate_init=check_float(self.learning_rate_init, "learning_rate_init"),
+            power_t=check_float(self.power_t, "power_t", inclusive_minimum=True),
+            max_fun=check_int(self.max_fun, "max_fun"),
+            restore_best_weights=check_bool(self.restore_best_weights, "restore_best_weights"),
+            class_weight=self._check_class_weight(),
             max_iter=check_int(self.max_iter, "max_iter"),
             shuffle=check_bool(self.shuffle, "shuffle"),
             tol=check_float(self.tol, "tol", inclusive_minimum=True),
@@ -326,7 +347,17 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------ fitting
 
-    def _fit(self, X, y, incremental, classes=None):
+    def _check_class_weight(self):
+        return None   # the classifier's own (the regressor has no class_weight)
+
+    def _is_stochastic(self):
+        """partial_fit exists for the stochastic solvers only (scikit-learn's rule)."""
+        if isinstance(self.solver, str) and self.solver.lower() == "lbfgs":
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
+
+    def _fit(self, X, y, incremental, classes=None, sample_weight=None):
         params = self._check_params()
         if incremental and params.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -337,6 +368,8 @@ class _BaseMLP(BaseEstimator):
         dtype = (params.dtype or X.dtype.type) if first_pass else self.net_.dtype
         X = as_matrix(X, "X", dtype, what="features")
         Y = as_matrix(targets.Y, "y", dtype, what="outputs")
+        sample_weight = self._sample_weight(sample_weight, targets, params, X.shape[0], dtype,
+                                            incremental)
         loss, out_activation = self._loss_and_output(targets)
         layer_sizes = [X.shape[1]] + params.hidden_layer_sizes + [Y.shape[1]]
         if not first_pass:
@@ -348,9 +381,10 @@ class _BaseMLP(BaseEstimator):
         random_state = check_random_state(self.random_state)
         if first_pass:
             initial = self._initial_parameters(layer_sizes, params, random_state)
-        X_train, Y_train, X_val, y_val = X, Y, None, None
-        if params.early_stopping:
-            X_train, Y_train, X_val, y_val = self._split(X, Y, targets, params, random_state)
+        data = SimpleNamespace(X=X, Y=Y, weight=sample_weight, X_val=None, Y_val=None,
+                               y_val=None, weight_val=None)
+        if params.early_stopping and params.solver != "lbfgs":
+            self._split(data, targets, params, random_state)
 
         if first_pass:
             net = MLP(layer_sizes, activation=params.activation, output_activation=out_activation,
@@ -367,9 +401,35 @@ class _BaseMLP(BaseEstimator):
                 kept = self.net_.params.copy()
                 self.net_.reset(seed=int(random_state.randint(_INT32_MAX)))
                 self.net_.params[...] = kept
-            self._reset_stopping_records(params, only_if_switched=True)
-        self._run_epochs(X_train, Y_train, X_val, y_val, params, incremental)
+            if params.solver != "lbfgs":
+                self._reset_stopping_records(params, only_if_switched=True)
+        if params.solver == "lbfgs":
+            self._run_lbfgs(data, params)
+        else:
+            if not incremental or not hasattr(self, "_sgd_learning_rate"):
+                self._sgd_learning_rate = params.learning_rate_init   # scikit-learn's optimizer's
+            self._run_epochs(data, params, incremental)
         return self
+
+    def _sample_weight(self, sample_weight, targets, params, n_rows, dtype, incremental):
+        """``sample_weight`` checked, times the class weights; None when neither is given."""
+        weight = None
+        if sample_weight is not None:
+            # Checked as given (scikit-learn's checks expect a ValueError for a
+            # wrong shape), then in cymlp's terms: finite, >= 0, a positive sum.
+            weight = np.asarray(sample_weight)
+            if weight.ndim == 0:
+                weight = np.full(n_rows, weight)
+        if params.class_weight is not None:
+            if incremental and isinstance(params.class_weight, str):
+                raise ValueError("class_weight='balanced' is not supported for partial_fit "
+                                 "(the class frequencies of one call are not the data's); "
+                                 "pass class_weight as a dict computed on all the data")
+            class_weight = compute_sample_weight(params.class_weight, targets.y)
+            weight = class_weight if weight is None else (
+                np.asarray(weight, dtype=np.float64) * class_weight
+                if np.shape(weight) == class_weight.shape else weight)
+        return as_sample_weight(weight, "sample_weight", dtype, n_rows)
 
     def _set_network(self, net, out_activation, params):
         """Fitted attributes of a new network, and the convergence records reset."""
@@ -379,24 +439,33 @@ class _BaseMLP(BaseEstimator):
         self.out_activation_ = _OUT_ACTIVATION_NAMES[out_activation]
         self.n_iter_ = 0
         self.t_ = 0
-        self.loss_curve_ = []
-        self._reset_stopping_records(params)
+        if params.solver == "lbfgs":   # scikit-learn's lbfgs sets none of the epoch records
+            for name in _STOCHASTIC_RECORDS:
+                self.__dict__.pop(name, None)
+        else:
+            self.loss_curve_ = []
+            self._reset_stopping_records(params)
 
     def _reset_stopping_records(self, params, only_if_switched=False):
         """Start the records of the stopping rule (best loss or validation scores).
 
         A warm start keeps them, as scikit-learn does, unless early_stopping
-        was switched since they were started.
+        was switched since they were started (or an lbfgs fit left none).
         """
-        if only_if_switched and params.early_stopping == (self.validation_scores_ is not None):
+        if not hasattr(self, "loss_curve_"):
+            self.loss_curve_ = []
+        elif only_if_switched and params.early_stopping == (
+                self.validation_scores_ is not None):
             return
         self._no_improvement_count = 0
         if params.early_stopping:
             self.validation_scores_ = []
+            self.validation_loss_curve_ = []
             self.best_validation_score_ = -np.inf
             self.best_loss_ = None
         else:
             self.validation_scores_ = None
+            self.validation_loss_curve_ = None
             self.best_validation_score_ = None
             self.best_loss_ = np.inf
         self._best_params = self.net_.params.copy()
@@ -435,23 +504,31 @@ class _BaseMLP(BaseEstimator):
             initial.append((coef, intercept))
         return initial
 
-    def _split(self, X, Y, targets, params, random_state):
-        """scikit-learn's early-stopping split: (X_train, Y_train, X_val, y_val)."""
-        rows = np.arange(X.shape[0])
+    def _split(self, data, targets, params, random_state):
+        """scikit-learn's early-stopping split of ``data`` (rows, targets, weights), in place."""
+        rows = np.arange(data.X.shape[0])
         try:
             train, val = train_test_split(rows, random_state=random_state,
                                           test_size=params.validation_fraction,
                                           stratify=targets.stratify)
         except ValueError as error:
             raise ValueError(f"early_stopping could not split off validation_fraction="
-                             f"{self.validation_fraction} of {X.shape[0]} samples: {error}"
+                             f"{self.validation_fraction} of {data.X.shape[0]} samples: {error}"
                              ) from error
         if val.shape[0] < 2:
             raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                              "or the size of your dataset.")
-        return X[train], Y[train], X[val], targets.y[val]
+        weight = data.weight
+        if weight is not None:
+            data.weight, data.weight_val = weight[train], weight[val]
+            if not data.weight.sum(dtype=np.float64) > 0 or not data.weight_val.sum(
+                    dtype=np.float64) > 0:
+                raise ValueError("sample_weight: the early-stopping split left the training "
+                                 "or the validation rows with weights that are all 0")
+        data.X_val, data.Y_val, data.y_val = data.X[val], data.Y[val], targets.y[val]
+        data.X, data.Y = data.X[train], data.Y[train]
 
-    def _optimizer(self, params, batch_size):
+    def _optimizer(self, params, batch_size, mean_weight=1.0):
         """The ``cymlp.optim`` optimizer that takes scikit-learn's steps.
 
         cymlp's gradient is ``scale`` times scikit-learn's (its losses are
@@ -462,7 +539,9 @@ class _BaseMLP(BaseEstimator):
         scikit-learn's gradient (Adam is otherwise invariant to the scale).
         """
         scale = self._gradient_scale
-        weight_decay = scale * params.alpha / batch_size
+        # scikit-learn divides alpha by the batch's weight; cymlp's weight
+        # decay is one number, so the mean batch weight stands in for it.
+        weight_decay = scale * params.alpha / (batch_size * mean_weight)
         if params.solver == "sgd":
             return SGD(params.learning_rate_init / scale, params.momentum,
                        params.nesterovs_momentum and params.momentum > 0, weight_decay)
@@ -473,24 +552,47 @@ class _BaseMLP(BaseEstimator):
     def _gradient_scale(self):
         """cymlp's loss gradient divided by scikit-learn's, for this network."""
         n_outputs = self.net_.layer_sizes[-1]
-        return {"mse": 2.0 / n_outputs, "bce": 1.0 / n_outputs,
+        return {"mse": 2.0 / n_outputs, "bce": 1.0 / n_outputs, "poisson": 1.0 / n_outputs,
                 "cross_entropy": 1.0}[self.net_.loss_name]
 
     @property
     def _loss_scale(self):
-        """scikit-learn's loss value divided by cymlp's (half MSE, summed BCE)."""
+        """scikit-learn's loss value divided by cymlp's (half MSE, summed BCE and Poisson).
+
+        (scikit-learn's Poisson deviance also holds a term of the targets
+        alone, ``_loss_offset``.)
+        """
         n_outputs = self.net_.layer_sizes[-1]
-        return {"mse": 0.5, "bce": float(n_outputs),
+        return {"mse": 0.5, "bce": float(n_outputs), "poisson": float(n_outputs),
                 "cross_entropy": 1.0}[self.net_.loss_name]
 
-    def _run_epochs(self, X, Y, X_val, y_val, params, incremental):
+    def _loss_offset(self, Y, weight):
+        """The part of scikit-learn's loss that depends on the targets only (Poisson's)."""
+        if self.net_.loss_name != "poisson":
+            return 0.0
+        per_row = (xlogy(Y, Y) - Y).sum(axis=1, dtype=np.float64)
+        return float(np.average(per_row, weights=weight))
+
+    def _l2_term(self, params, n_batches, total_weight):
+        """scikit-learn's ``0.5 * alpha * ||W||**2 / batch weight``, summed over an epoch's batches.
+
+        (Exact for batches of equal weight; the weights at the end of the
+        epoch stand in for those of each batch.)
+        """
+        if not params.alpha:
+            return 0.0
+        squares = sum(float(np.dot(w.reshape(-1), w.reshape(-1))) for w in self.net_.weights)
+        return 0.5 * params.alpha * squares * n_batches / total_weight
+
+    def _run_epochs(self, data, params, incremental):
         """scikit-learn's stochastic-solver loop, on one training session of the network.
 
         The session's trainer carries the optimizer state from epoch to
-        epoch; ``partial_fit`` runs one epoch per call, continuing it.
+        epoch; ``partial_fit`` runs one epoch per call, continuing it (and
+        the SGD learning rate of ``learning_rate="invscaling"/"adaptive"``).
         """
         net = self.net_
-        n_train = X.shape[0]
+        n_train = data.X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
         else:
@@ -498,15 +600,22 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped", stacklevel=4)
             batch_size = min(self.batch_size, n_train)
-        optimizer = self._optimizer(params, batch_size)
+        total_weight = n_train if data.weight is None else float(
+            data.weight.sum(dtype=np.float64))
+        optimizer = self._optimizer(params, batch_size, total_weight / n_train)
         n_batches = -(-n_train // batch_size)
-        loss_scale = self._loss_scale
-        flat_weights = [weights.reshape(-1) for weights in net.weights]   # views
+        loss_scale, scale = self._loss_scale, self._gradient_scale
+        offset = self._loss_offset(data.Y, data.weight)
+        if params.early_stopping:
+            val_offset = self._loss_offset(data.Y_val, data.weight_val)
+        sgd = params.solver == "sgd"
         self.n_iter_ = 0
         try:
-            with _training.open_session(net, X, Y, batch_size, optimizer,
-                                        check_outputs=True) as session:
+            with _training.open_session(net, data.X, data.Y, batch_size, optimizer,
+                                        check_outputs=True, sample_weight=data.weight) as session:
                 for _ in range(params.max_iter):
+                    if sgd:
+                        session.learning_rate = self._sgd_learning_rate / scale
                     try:
                         loss, _accuracy = session.run_epoch(self.n_iter_ + 1, params.shuffle)
                     except TrainingDiverged as error:
@@ -517,22 +626,23 @@ class _BaseMLP(BaseEstimator):
                             f"({error})") from error
                     self.n_iter_ += 1
                     self.t_ += n_train
-                    # scikit-learn adds 0.5 * alpha * ||W||^2 / batch_n to each batch
-                    # loss; here the weights at the end of the epoch stand in.
-                    penalty = 0.5 * params.alpha * sum(
-                        float(np.dot(w, w)) for w in flat_weights) * n_batches / n_train
-                    self.loss_ = loss * loss_scale + penalty
+                    penalty = self._l2_term(params, n_batches, total_weight)
+                    self.loss_ = loss * loss_scale + offset + penalty
                     self.loss_curve_.append(self.loss_)
                     if self.verbose:
                         print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-                    self._update_no_improvement_count(params, X_val, y_val)
+                    if params.early_stopping:
+                        val_loss, _ = session.evaluate(data.X_val, data.Y_val, data.weight_val)
+                        self.validation_loss_curve_.append(
+                            val_loss * loss_scale + val_offset + penalty)
+                    self._update_no_improvement_count(params, data)
+                    if sgd and params.learning_rate == "invscaling":
+                        self._set_sgd_learning_rate(
+                            params.learning_rate_init / (self.t_ + 1) ** params.power_t)
                     if self._no_improvement_count > params.n_iter_no_change:
-                        if self.verbose:
-                            what = ("Validation score" if params.early_stopping
-                                    else "Training loss")
-                            print(f"{what} did not improve more than tol={params.tol:f} for "
-                                  f"{params.n_iter_no_change} consecutive epochs. Stopping.")
-                        break
+                        if self._stop_or_lower_rate(params):
+                            break
+                        self._no_improvement_count = 0
                     if incremental:
                         break
                     if self.n_iter_ == params.max_iter:
@@ -542,13 +652,81 @@ class _BaseMLP(BaseEstimator):
                             ConvergenceWarning, stacklevel=4)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=4)
-        if params.early_stopping:
+        if params.early_stopping and params.restore_best_weights:
             net.params[...] = self._best_params
 
-    def _update_no_improvement_count(self, params, X_val, y_val):
+    def _set_sgd_learning_rate(self, rate):
+        """The next epochs' SGD rate; the momentum buffer rescaled to keep scikit-learn's velocity.
+
+        scikit-learn's velocity is ``momentum * v - rate * g``; torch's
+        buffer (cymlp's) is ``momentum * b + g``, applied times the current
+        rate. The two agree while the rate is constant; when it changes from
+        ``r0`` to ``r1``, ``b * r0 / r1`` is the buffer of the same velocity.
+        """
+        if rate != self._sgd_learning_rate and self.momentum > 0 and self.net_._step > 0:
+            self.net_._optimizer_state[0] *= self._sgd_learning_rate / rate
+        self._sgd_learning_rate = rate
+
+    def _stop_or_lower_rate(self, params):
+        """scikit-learn's answer to ``n_iter_no_change`` epochs without progress: True to stop."""
+        what = "Validation score" if params.early_stopping else "Training loss"
+        message = (f"{what} did not improve more than tol={params.tol:f} for "
+                   f"{params.n_iter_no_change} consecutive epochs.")
+        if params.solver != "sgd" or params.learning_rate != "adaptive":
+            if self.verbose:
+                print(message + " Stopping.")
+            return True
+        if self._sgd_learning_rate <= 1e-6:
+            if self.verbose:
+                print(message + " Learning rate too small. Stopping.")
+            return True
+        self._set_sgd_learning_rate(self._sgd_learning_rate / 5.0)
+        if self.verbose:
+            print(message + f" Setting learning rate to {self._sgd_learning_rate:f}")
+        return False
+
+    def _run_lbfgs(self, data, params):
+        """scikit-learn's lbfgs solver: L-BFGS-B on its objective, one kernel call per evaluation.
+
+        The objective is scikit-learn's: the (weighted) mean loss on its
+        scale plus ``0.5 * alpha * ||W||**2 / sum(sample_weight)`` on the
+        weights (not the intercepts).
+        """
+        net = self.net_
+        total_weight = data.X.shape[0] if data.weight is None else float(
+            data.weight.sum(dtype=np.float64))
+        mask = np.zeros(net.n_params)
+        for weights in layer_views(mask, net._layout)[0]:
+            weights[...] = 1.0
+        objective = _training.LossAndGrad(net, data.X, data.Y, data.weight, self._loss_scale,
+                                          params.alpha / total_weight, mask)
+        iteration = [0]
+
+        def report(x):
+            iteration[0] += 1
+            if self.verbose:
+                print(f"Iteration {iteration[0]}, loss = {objective(x)[0]:.8f}")
+
+        with net._exclusive("fit"):
+            result = _training.run_lbfgs(net, objective, params.max_iter, params.max_fun,
+                                         params.tol, callback=report)
+        if not np.isfinite(net.params).all() or not np.isfinite(result.fun):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             "contain large values and need to be preprocessed.")
+        self.n_iter_ = min(int(result.nit), params.max_iter)
+        self.loss_ = float(result.fun) + self._loss_offset(data.Y, data.weight)
+        if result.status != 0:
+            warnings.warn(
+                f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status="
+                f"{result.status}): {result.message}. Increase the number of iterations "
+                "(max_iter), the number of evaluations (max_fun), or scale the data as shown "
+                "in https://scikit-learn.org/stable/modules/preprocessing.html",
+                ConvergenceWarning, stacklevel=4)
+
+    def _update_no_improvement_count(self, params, data):
         """scikit-learn's rule: validation score with early stopping, else training loss."""
         if params.early_stopping:
-            score = self._score_unchecked(X_val, y_val)
+            score = self._score_unchecked(data.X_val, data.y_val, data.weight_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
@@ -567,12 +745,13 @@ class _BaseMLP(BaseEstimator):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
-    def _score_unchecked(self, X, y):
+    def _score_unchecked(self, X, y, sample_weight=None):
         """Accuracy or R^2 on already validated data (NaN for non-finite outputs)."""
         outputs = self.net_.predict(X)
         if not np.isfinite(outputs).all():
             return np.nan
-        return float(self._score_function(y, self._outputs_to_predictions(outputs)))
+        return float(self._score_function(y, self._outputs_to_predictions(outputs),
+                                          sample_weight=sample_weight))
 
     # ------------------------------------------------------------ inference
 
@@ -783,23 +962,51 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _losses = ("cross_entropy", "bce", "mse")
     _score_function = staticmethod(_accuracy)
 
-    def fit(self, X, y) -> "MLPClassifier":
+    def __init__(self, *args, class_weight=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weight = class_weight
+
+    # scikit-learn reads the parameters from the signature: the shared ones
+    # (written once, in _BaseMLP.__init__) and class_weight.
+    __init__.__signature__ = inspect.signature(_BaseMLP.__init__).replace(parameters=[
+        *inspect.signature(_BaseMLP.__init__).parameters.values(),
+        inspect.Parameter("class_weight", inspect.Parameter.KEYWORD_ONLY, default=None)])
+
+    def _check_class_weight(self):
+        """None, "balanced" or a dict {class: weight > 0}, as scikit-learn's classifiers take."""
+        class_weight = self.class_weight
+        if class_weight is None or (isinstance(class_weight, str)
+                                    and class_weight == "balanced"):
+            return class_weight
+        if not isinstance(class_weight, dict):
+            _fail("class_weight", "None, 'balanced' or a dict {class: weight}", class_weight)
+        for label, weight in class_weight.items():
+            if (isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real)
+                    or not math.isfinite(weight) or weight < 0):
+                _fail(f"class_weight[{label!r}]", "a finite number >= 0", weight)
+        return class_weight
+
+    def fit(self, X, y, sample_weight=None) -> "MLPClassifier":
         """Train the network on X and the labels y.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels, or a binary indicator matrix for multilabel targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample (times ``class_weight``): the loss of each
+            batch is their weighted mean, as in scikit-learn.
 
         Returns
         -------
         self : MLPClassifier
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y, classes=None) -> "MLPClassifier":
+    @available_if(lambda self: self._is_stochastic())
+    def partial_fit(self, X, y, sample_weight=None, classes=None) -> "MLPClassifier":
         """One epoch over X and y, continuing the optimizer (online learning).
 
         Parameters
@@ -808,6 +1015,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels (or indicator matrix).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample.
         classes : array-like of shape (n_classes,), default=None
             Every class the calls will see; required on the first call, and
             y need not contain all of them.
@@ -816,7 +1025,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         -------
         self : MLPClassifier
         """
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def _encode_targets(self, y, params, first_pass, incremental, classes):
         """Targets as network outputs; sets ``classes_`` on the first pass."""
@@ -852,9 +1061,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 if unseen.size:
                     raise ValueError(f"y has classes {unseen!r} that are not in "
                                      f"classes={classes!r}")
-            if len(binarizer.classes_) < 2:
-                raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; "
-                                 f"the data has 1 class: {binarizer.classes_!r}")
         else:
             binarizer = self._label_binarizer
             if multilabel != binarizer.y_type_.startswith("multilabel"):
@@ -905,6 +1111,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return targets.loss, "sigmoid"
 
     def _outputs_to_predictions(self, outputs):
+        if len(self.classes_) == 1:   # scikit-learn predicts the one class it saw
+            return np.full(outputs.shape[0], self.classes_[0])
         if self._label_binarizer.y_type_.startswith("multilabel"):
             return self._label_binarizer.inverse_transform(outputs)  # each label above 0.5
         # cymlp's classification rule (the argmax; one sigmoid output: above 0.5),
@@ -1005,40 +1213,46 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
 
     _estimator_kind = "regressor"
-    _losses = ("mse", "squared_error")
+    _losses = ("mse", "squared_error", "poisson")
     _score_function = staticmethod(r2_score)
 
-    def fit(self, X, y) -> "MLPRegressor":
+    def fit(self, X, y, sample_weight=None) -> "MLPRegressor":
         """Train the network on X and the targets y.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample: the loss of each batch is their weighted
+            mean, as in scikit-learn.
 
         Returns
         -------
         self : MLPRegressor
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X, y) -> "MLPRegressor":
+    @available_if(lambda self: self._is_stochastic())
+    def partial_fit(self, X, y, sample_weight=None) -> "MLPRegressor":
         """One epoch over X and y, continuing the optimizer (online learning).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample.
 
         Returns
         -------
         self : MLPRegressor
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _encode_targets(self, y, params, first_pass, incremental, classes):
         if y.ndim == 2 and y.shape[1] == 1:
@@ -1046,11 +1260,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if Y.dtype.kind == "b":  # scikit-learn takes boolean targets as 0 and 1
             Y = Y.astype(np.float64)
-        return SimpleNamespace(Y=Y, y=y, kind="continuous", loss="mse", stratify=None)
+        loss = "poisson" if params.loss == "poisson" else "mse"
+        if loss == "poisson" and (np.asarray(Y) < 0).any():
+            raise ValueError("Some value(s) of y are negative which is not allowed for "
+                             "Poisson regression (loss='poisson').")
+        return SimpleNamespace(Y=Y, y=y, kind="continuous", loss=loss, stratify=None)
 
     @staticmethod
     def _loss_and_output(targets):
-        return "mse", "identity"
+        return ("poisson", "exp") if targets.loss == "poisson" else ("mse", "identity")
 
     @staticmethod
     def _outputs_to_predictions(outputs):
