@@ -565,14 +565,19 @@ def test_estimators_hold_the_networks_training_lock(iris, backend):
 
 
 def test_defaults_are_written_once_and_are_sklearns():
-    # One __init__ (scikit-learn reads the parameters from its signature),
-    # with scikit-learn's defaults for every parameter the two share.
-    assert MLPClassifier.__init__ is MLPRegressor.__init__
+    # One __init__ for the shared parameters (scikit-learn reads them from
+    # its signature; the classifier's adds class_weight), with scikit-learn's
+    # defaults for every parameter the two share, and every parameter
+    # scikit-learn has is accepted.
+    assert MLPRegressor.__init__ is cymlp.sklearn._BaseMLP.__init__
     for Ours, Theirs in [(MLPClassifier, SkMLPClassifier), (MLPRegressor, SkMLPRegressor)]:
         ours, theirs = Ours().get_params(), Theirs().get_params()
-        shared = (ours.keys() & theirs.keys()) - {"loss"}  # scikit-learn's loss: its name
-        assert len(shared) == 20
+        assert set(theirs) <= set(ours)
+        shared = set(theirs) - {"loss"}  # scikit-learn's loss: its name
+        assert len(shared) == 23
         assert {name: ours[name] for name in shared} == {name: theirs[name] for name in shared}
+    assert set(MLPClassifier().get_params()) - set(MLPRegressor().get_params()) == {
+        "class_weight"}
 
 
 def test_verbose(iris, capsys):
@@ -818,7 +823,11 @@ def test_loss_curve_is_data_loss_plus_sklearns_l2_term(kind, batch_size, iris, b
     ("hidden_layer_sizes", "10"),
     ("activation", "softmax"),
     ("solver", "rmsprop"),
-    ("solver", "lbfgs"),
+    ("solver", "newton"),
+    ("learning_rate", "optimal"),
+    ("power_t", -0.5),
+    ("max_fun", 0),
+    ("restore_best_weights", "yes"),
     ("alpha", -1.0),
     ("batch_size", 0),
     ("batch_size", "all"),
@@ -867,10 +876,24 @@ def test_loss_that_cannot_express_the_targets(iris):
         MLPRegressor(loss="cross_entropy").fit(X, y)
 
 
-def test_one_class_is_an_error(iris):
+def test_one_class_is_fitted_and_predicted_as_sklearn_does(iris, backend):
+    # scikit-learn fits one class (a logistic output trained towards 0) and
+    # predicts it; predict_proba has its two columns.
     X, _ = iris
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        MLPClassifier().fit(X, np.zeros(len(X)))
+    y = np.full(len(X), "only")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier((5,), max_iter=100, learning_rate_init=0.01, random_state=0,
+                             backend=backend).fit(X, y)
+        theirs = SkMLPClassifier((5,), max_iter=100, learning_rate_init=0.01,
+                                 random_state=0).fit(X, y)
+    assert list(ours.classes_) == list(theirs.classes_) == ["only"]
+    assert (ours.predict(X) == "only").all()
+    assert ours.out_activation_ == theirs.out_activation_ == "logistic"
+    proba, reference = ours.predict_proba(X), theirs.predict_proba(X)
+    assert proba.shape == reference.shape == (len(X), 2)
+    assert (proba[:, 1] < 0.1).all() and (reference[:, 1] < 0.1).all()
+    assert ours.score(X, y) == 1.0
 
 
 def test_estimators_are_exported():
