@@ -32,3 +32,26 @@ def test_fit(benchmark, dataset, implementation):
     model = benchmark(lambda: sklearn_fits.timed_fit(factory, X_train, y_train)[1])
     assert model.n_iter_ == sklearn_fits.EPOCHS
     benchmark.extra_info["accuracy"] = model.score(X_test, y_test)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("dataset", sklearn_fits.DATASETS)
+def test_lbfgs_fit(benchmark, dataset, implementation):
+    # The workloads of benchmarks/lbfgs_fits.py: solver="lbfgs", side by side.
+    import lbfgs_fits
+    from sklearn.neural_network import MLPClassifier as SklearnMLP
+
+    import cymlp
+    from cymlp.sklearn import MLPClassifier as CymlpMLP
+
+    backend = implementation.split("-", 1)[1] if implementation.startswith("cymlp-") else None
+    if backend is not None and backend not in cymlp.available_backends():
+        pytest.skip(f"backend {backend!r} is not available here")
+    X_train, X_test, y_train, y_test = sklearn_fits.load(dataset)
+    factory = ((lambda: CymlpMLP(**lbfgs_fits.SETTINGS, backend=backend)) if backend
+               else (lambda: SklearnMLP(**lbfgs_fits.SETTINGS)))
+    benchmark.group = f"fit, lbfgs: {dataset}"
+    model = benchmark(lambda: sklearn_fits.timed_fit(factory, X_train, y_train)[1])
+    benchmark.extra_info["iterations"] = model.n_iter_
+    benchmark.extra_info["accuracy"] = model.score(X_test, y_test)
+    assert model.score(X_test, y_test) > 0.9
