@@ -185,3 +185,17 @@ def check_seed(seed, allow_generator=False):
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed}")
     return int(seed)
+
+
+def as_sample_weight(sample_weight, dtype, n_rows):
+    """``sample_weight`` as a C-contiguous ``(n_rows,)`` array of ``dtype``, finite and >= 0.
+
+    None stays None (every row weighs 1). Whether the weights sum to more
+    than 0 is for the caller (the kernels raise when a mean needs it).
+    """
+    if sample_weight is None:
+        return None
+    weights = as_array(sample_weight, "sample_weight", dtype, (n_rows,))
+    if n_rows and weights.min() < 0:
+        raise ValueError(f"sample_weight must be >= 0; its smallest entry is {weights.min():g}")
+    return weights
