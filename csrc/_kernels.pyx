@@ -23,7 +23,7 @@ point that keep a mistake in the Python layer from writing outside a buffer.
 
 from cython cimport floating
 from libc.math cimport exp, expf, log, log1p, sqrt, fabs, tanh, tanhf, isfinite
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
@@ -46,12 +46,14 @@ cpdef enum Activation:
     RELU = 3
     LEAKY_RELU = 4
     SOFTMAX = 5
+    EXP = 6         # output layers only (the Poisson loss)
 
 cpdef enum Loss:
     MSE = 0
     BCE = 1
     CROSS_ENTROPY = 2
     TUTORIAL = 3    # reports MSE, descends along a - y (see cymlp.tutorial)
+    POISSON = 4     # exp(z) - y z on exp outputs (torch.nn.PoissonNLLLoss)
 
 cpdef enum Optimizer:
     SGD = 0
@@ -360,6 +362,9 @@ cdef void activate(int code, floating* a, const floating* bias, floating* z_out,
                 total += row[j]
             for j in range(width):
                 row[j] /= total
+        elif code == EXP:
+            for j in range(width):
+                row[j] = exp_(row[j])
 
 
 cdef void multiply_derivative(int code, floating* delta, const floating* a,
@@ -444,6 +449,14 @@ cdef double output_delta(int loss_code, int activation, const floating* a,
         for j in range(width):
             loss += y[j] * (log_sum - z[j])
             delta[j] = <floating>(scale * (a[j] * y_sum - y[j]))
+    elif loss_code == POISSON:
+        # On the log-mean z, in double; a = exp(z) overflows to inf, and the
+        # loss with it, where the trainer's divergence checks catch it.
+        for j in range(width):
+            zj = z[j]
+            loss += exp(zj) - y[j] * zj
+            delta[j] = <floating>(scale * (<double>a[j] - y[j]) / width)
+        loss /= width
     return loss
 
 
@@ -568,32 +581,59 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
             spare = swap
 
 
+cdef double weight_total(const floating* weights, const Py_ssize_t* order,
+                         Py_ssize_t rows) noexcept nogil:
+    """sum_r weights[order[r]] in double, in row order (``order`` NULL: rows 0, 1, ...)."""
+    cdef Py_ssize_t r
+    cdef double total = 0
+    for r in range(rows):
+        total += weights[order[r] if order != NULL else r]
+    return total
+
+
 cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
                          Py_ssize_t n_layers, int loss_code, const floating* x,
-                         const floating* y, const Py_ssize_t* y_rows, Py_ssize_t rows,
+                         const floating* y, const floating* weights,
+                         const Py_ssize_t* y_rows, Py_ssize_t rows, double weight_sum,
                          floating* workspace, Py_ssize_t capacity,
-                         Py_ssize_t* n_correct, bint first_done) noexcept nogil:
-    """Summed loss of a batch; leaves dLoss/dz of its mean in the delta buffer.
+                         double* correct, bint first_done) noexcept nogil:
+    """sum_r w_r l_r of a batch; leaves d(sum_r w_r l_r / weight_sum)/dz in the delta buffer.
 
-    ``y_rows`` maps batch row r to its target row (NULL: row r itself);
-    ``first_done`` as for ``forward_batch``.
+    ``weights`` (NULL: every w_r is 1) and the targets ``y`` are indexed by
+    ``y_rows``, which maps batch row r to its target row (NULL: row r
+    itself). ``weight_sum`` is what the mean divides by: the batch's rows or
+    weights, or those of all the rows (``loss_and_grad`` in blocks). A row of
+    weight 0 counts for nothing (delta 0), even where its loss overflows.
+    ``correct`` adds sum_r w_r [row r classified correctly]; ``first_done``
+    as for ``forward_batch``.
     """
-    cdef Py_ssize_t r, n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
+    cdef Py_ssize_t r, target, n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
     cdef int activation = <int>layout[(n_layers - 1) * LAYOUT_COLUMNS + ACTIVATION]
     cdef floating* a_out = workspace + activation_offset(layout, n_layers, capacity)
     cdef floating* z_out = a_out + capacity * n_out
     cdef floating* delta = z_out + capacity * n_out
     cdef const floating* y_row
-    cdef double total = 0
+    cdef double total = 0, scale = 1.0 / weight_sum, weight
     # Only the losses on logits read the output pre-activations.
     forward_batch(params, layout, n_layers, x, rows, workspace, capacity,
-                  z_out if loss_code == BCE or loss_code == CROSS_ENTROPY else NULL, first_done)
+                  z_out if loss_code == BCE or loss_code == CROSS_ENTROPY or loss_code == POISSON
+                  else NULL, first_done)
     for r in range(rows):
-        y_row = y + (y_rows[r] if y_rows != NULL else r) * n_out
-        total += output_delta(loss_code, activation, a_out + r * n_out,
-                              z_out + r * n_out, y_row, delta + r * n_out,
-                              n_out, 1.0 / rows)
-        n_correct[0] += row_correct(a_out + r * n_out, y_row, n_out)
+        target = y_rows[r] if y_rows != NULL else r
+        y_row = y + target * n_out
+        if weights == NULL:
+            total += output_delta(loss_code, activation, a_out + r * n_out,
+                                  z_out + r * n_out, y_row, delta + r * n_out, n_out, scale)
+            correct[0] += row_correct(a_out + r * n_out, y_row, n_out)
+            continue
+        weight = weights[target]
+        if weight == 0:
+            memset(delta + r * n_out, 0, n_out * sizeof(floating))
+            continue
+        total += weight * output_delta(loss_code, activation, a_out + r * n_out,
+                                       z_out + r * n_out, y_row, delta + r * n_out, n_out,
+                                       weight / weight_sum)
+        correct[0] += weight * row_correct(a_out + r * n_out, y_row, n_out)
     return total
 
 
@@ -788,62 +828,137 @@ def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
 
 
 def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
-             const floating[:, ::1] X, const floating[:, ::1] Y, Py_ssize_t block_rows):
-    """(sum over rows of the loss, number of rows classified correctly)."""
+             const floating[:, ::1] X, const floating[:, ::1] Y, Py_ssize_t block_rows,
+             sample_weight=None):
+    """(sum_i w_i l_i, sum_i w_i [row i classified correctly]); w_i = 1 without weights."""
     cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
     if block_rows < 1:
         raise ValueError("block_rows must be >= 1")
     if Y.shape[0] != X.shape[0]:
         raise ValueError("X and Y must have the same number of rows")
+    check_sample_weight(sample_weight, X.shape[0], _dtype(params))
     if X.shape[0] == 0:
-        return 0.0, 0
+        return no_rows(sample_weight)
     ensure_blas(layout, min(block_rows, X.shape[0]))
     cdef floating[::1] workspace = _workspace(params, width * block_rows)
-    return evaluate_rows(params, layout, loss, X, Y, block_rows, workspace)
+    return evaluate_rows(params, layout, loss, X, Y, sample_weight, block_rows, workspace)
 
 
 cdef evaluate_rows(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
-                   const floating[:, ::1] X, const floating[:, ::1] Y, Py_ssize_t block_rows,
-                   floating[::1] workspace):
+                   const floating[:, ::1] X, const floating[:, ::1] Y, sample_weight,
+                   Py_ssize_t block_rows, floating[::1] workspace):
     """``evaluate`` in a workspace of at least ``block_rows`` rows."""
     cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0]
-    cdef Py_ssize_t start, rows, n_correct = 0
-    cdef double total = 0
+    cdef Py_ssize_t start, rows
+    cdef double total = 0, correct = 0
+    cdef const floating[::1] weight_view
+    cdef const floating* weights = NULL
+    if sample_weight is not None:
+        weight_view = sample_weight
+        weights = &weight_view[0]
     with nogil:
         start = 0
         while start < n_rows:
             rows = min(block_rows, n_rows - start)
+            # (the delta that forward_loss leaves behind is not read)
             total += forward_loss(&params[0], &layout[0, 0], n_layers, loss,
-                                  &X[start, 0], &Y[start, 0], NULL, rows,
-                                  &workspace[0], block_rows, &n_correct, False)
+                                  &X[start, 0], &Y[start, 0],
+                                  weights + start if weights != NULL else NULL, NULL, rows,
+                                  rows, &workspace[0], block_rows, &correct, False)
             start += rows
-    return total, n_correct
+    if weights == NULL:
+        return total, <Py_ssize_t>correct
+    return total, correct
 
 
 def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
-                  const floating[:, ::1] X, const floating[:, ::1] Y, floating[::1] grad):
-    """grad = d(mean loss over the rows of X)/d params; returns that mean loss."""
-    cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0], n_correct = 0
-    cdef double total
-    cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
-    if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != params.shape[0]:
+                  const floating[:, ::1] X, const floating[:, ::1] Y, floating[::1] grad,
+                  sample_weight=None):
+    """grad = d(sum_i w_i l_i / sum_i w_i)/d params over the rows of X; returns that mean.
+
+    Without weights every w_i is 1 (the mean loss). The rows go through in
+    blocks (``cymlp._params.block_rows``), so the workspace stays a few MB
+    for any number of rows; the gradient is summed over the blocks.
+    """
+    import numpy
+    from cymlp._params import block_rows
+    cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0], n_params = params.shape[0]
+    cdef Py_ssize_t start, rows, block
+    cdef double total = 0, weight_sum, correct = 0
+    cdef const floating[::1] weight_view
+    cdef const floating* weights = NULL
+    cdef const floating* block_weights = NULL
+    cdef floating* block_grad
+    cdef Py_ssize_t width = check_layout(layout, n_params, X.shape[1], Y.shape[1])
+    if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != n_params:
         raise ValueError("X, Y and grad do not match")
-    ensure_blas(layout, n_rows)
-    cdef floating[::1] workspace = _workspace(params, width * n_rows)
+    check_sample_weight(sample_weight, n_rows, _dtype(params))
+    if sample_weight is not None:
+        weight_view = sample_weight
+        weights = &weight_view[0]
+        weight_sum = weight_total(weights, NULL, n_rows)
+        if not weight_sum > 0:
+            raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
+    else:
+        weight_sum = n_rows
+    block = block_rows(numpy.asarray(layout), n_rows)
+    ensure_blas(layout, block)
+    cdef floating[::1] workspace = _workspace(params, width * block)
+    # One block writes its gradient into grad; more are summed there.
+    cdef floating[::1] block_gradient = grad if block >= n_rows else _workspace(params, n_params)
+    block_grad = &block_gradient[0]
     with nogil:
-        total = forward_loss(&params[0], &layout[0, 0], n_layers, loss,
-                             &X[0, 0], &Y[0, 0], NULL, n_rows, &workspace[0],
-                             n_rows, &n_correct, False)
-        # params is only read when a gradient buffer is given.
-        backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, &X[0, 0],
-                           n_rows, &workspace[0], n_rows, &grad[0], 0.0, NULL, NULL, NULL, 0)
-    return total / n_rows
+        if block < n_rows:
+            memset(&grad[0], 0, n_params * sizeof(floating))
+        start = 0
+        while start < n_rows:
+            rows = min(block, n_rows - start)
+            if weights != NULL:
+                block_weights = weights + start
+                if weight_total(block_weights, NULL, rows) == 0:
+                    start += rows   # rows of weight 0 count for nothing
+                    continue
+            total += forward_loss(&params[0], &layout[0, 0], n_layers, loss,
+                                  &X[start, 0], &Y[start, 0], block_weights, NULL, rows,
+                                  weight_sum, &workspace[0], block, &correct, False)
+            # params is only read when a gradient buffer is given.
+            backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, &X[start, 0],
+                               rows, &workspace[0], block, block_grad, 0.0, NULL, NULL, NULL,
+                               0)
+            if block < n_rows:
+                axpy(n_params, <floating>1, block_grad, &grad[0])
+            start += rows
+    return total / weight_sum
+
+
+cdef object no_rows(sample_weight):
+    """(loss, correct) of no rows: (0.0, 0), or (0.0, 0.0) with weights."""
+    if sample_weight is None:
+        return 0.0, 0
+    return 0.0, 0.0
+
+
+cdef int check_sample_weight(sample_weight, Py_ssize_t n_rows, dtype) except -1:
+    """Raise unless ``sample_weight`` is None or a C-contiguous (n_rows,) array of ``dtype``."""
+    if sample_weight is None:
+        return 0
+    if (getattr(sample_weight, "dtype", None) != dtype or sample_weight.ndim != 1
+            or not sample_weight.flags.c_contiguous or sample_weight.shape[0] != n_rows):
+        raise ValueError(f"sample_weight must be None or a C-contiguous {dtype} array of "
+                         f"shape ({n_rows},)")
+    return 0
+
+
+cdef object _dtype(const floating[::1] like):
+    """The NumPy dtype of ``like``."""
+    import numpy
+    return numpy.dtype(numpy.float32 if floating is float else numpy.float64)
 
 
 cdef object _workspace(const floating[::1] like, Py_ssize_t size):
     """A new scratch array of ``size`` elements in the dtype of ``like``."""
     import numpy
-    return numpy.empty(size, dtype=numpy.float32 if floating is float else numpy.float64)
+    return numpy.empty(size, dtype=_dtype(like))
 
 
 cdef class Trainer:
@@ -879,9 +994,13 @@ cdef class Trainer:
         Momentum buffer, or Adam's moments (updated in place).
     step : int
         Optimizer steps taken so far (Adam's t).
+    sample_weight : None or ndarray of shape (n_samples,), same dtype
+        Finite weights >= 0 (checked by the caller). Each step descends on
+        its batch's weighted mean loss ``sum w_i l_i / sum w_i``; a batch
+        whose weights sum to 0 is skipped (no step), its rows counted done.
     """
 
-    cdef readonly object params, layout, X, Y, state
+    cdef readonly object params, layout, X, Y, state, sample_weight
     cdef object workspace, grad, snapshots, evaluation_workspace
     cdef readonly Py_ssize_t batch_size
     cdef readonly long long step
@@ -890,23 +1009,28 @@ cdef class Trainer:
     cdef bint single, plain_sgd, keeps_state
     cdef double hyperparams[N_HYPERPARAMS]
     # Per run slot (the current run and the one before): its rows (a copy of
-    # its part of ``order``, in buffers the trainer owns), rate, step at start.
+    # its part of ``order``, in buffers the trainer owns), rate, step at start,
+    # and where its last step's batch starts (-1: it took none). The slot
+    # before is that of the last run that kept a step.
     cdef Py_ssize_t* rows[2]
     cdef Py_ssize_t row_capacity[2]
     cdef Py_ssize_t row_counts[2]
+    cdef Py_ssize_t last_steps[2]
     cdef Py_ssize_t n_rows
     cdef double rates[2]
     cdef long long start_steps[2]
     cdef void* params_data
     cdef const void* X_data
     cdef const void* Y_data
+    cdef const void* weights_data
     cdef void* state_data
     cdef void* grad_data
     cdef void* workspace_data
     cdef void* snapshots_data
     cdef const Py_ssize_t* layout_data
 
-    def __init__(self, params, layout, loss, X, Y, batch_size, optimizer, state, step):
+    def __init__(self, params, layout, loss, X, Y, batch_size, optimizer, state, step,
+                 sample_weight=None):
         import numpy
         cdef const Py_ssize_t[:, ::1] layout_view = layout
         dtype = params.dtype
@@ -924,14 +1048,16 @@ cdef class Trainer:
             raise ValueError("batch_size, X, Y or state do not match params")
         if not 0 <= step < 2 ** 62:
             raise ValueError("step must be >= 0 and below 2**62")
+        check_sample_weight(sample_weight, X.shape[0], dtype)
         self.params, self.layout, self.X, self.Y, self.state = params, layout, X, Y, state
+        self.sample_weight = sample_weight
         self.n_layers = layout.shape[0]
         self.n_in = X.shape[1]
         self.loss_code = int(loss)
-        if not 0 <= self.loss_code <= TUTORIAL or not 0 <= int(optimizer.code) <= ADAM:
+        if not 0 <= self.loss_code <= POISSON or not 0 <= int(optimizer.code) <= ADAM:
             raise ValueError("unknown loss or optimizer code")
         for l in range(layout.shape[0]):
-            if not 0 <= layout[l, ACTIVATION] <= SOFTMAX:
+            if not 0 <= layout[l, ACTIVATION] <= EXP:
                 raise ValueError("unknown activation code in layout")
         self.batch_size = batch_size
         self.capacity = max(1, min(batch_size, X.shape[0]))
@@ -954,12 +1080,15 @@ cdef class Trainer:
         # Two snapshots of params and state (one per run slot), and the rows of each run.
         self.snapshots = numpy.empty((2, 3 * self.n_params), dtype=dtype)
         self.row_counts[0] = self.row_counts[1] = 0
+        self.last_steps[0] = self.last_steps[1] = -1
         self.n_rows = X.shape[0]
         self.current = 0
         self.layout_data = &layout_view[0, 0]
         self.params_data = numpy_data(params)
         self.X_data = numpy_data(X) if X.shape[0] else NULL
         self.Y_data = numpy_data(Y) if Y.shape[0] else NULL
+        self.weights_data = (numpy_data(sample_weight)
+                             if sample_weight is not None and X.shape[0] else NULL)
         self.state_data = numpy_data(state)
         self.grad_data = numpy_data(self.grad)
         self.workspace_data = numpy_data(self.workspace)
@@ -970,11 +1099,12 @@ cdef class Trainer:
         PyMem_Free(self.rows[0])
         PyMem_Free(self.rows[1])
 
-    def evaluate(self, X, Y):
-        """(summed loss, rows classified correctly) of the network now on ``(X, Y)``.
+    def evaluate(self, X, Y, sample_weight=None):
+        """(sum_i w_i l_i, sum_i w_i [row i correct]) of the network now on ``(X, Y)``.
 
-        For validation after each epoch: the workspace it needs is allocated
-        on the first call and kept for the next ones.
+        Without weights (every w_i 1): the summed loss and the number of rows
+        classified correctly. For validation after each epoch: the workspace
+        it needs is allocated on the first call and kept for the next ones.
         """
         import numpy
         from cymlp._params import block_rows
@@ -983,17 +1113,18 @@ cdef class Trainer:
         rows = block_rows(self.layout, X.shape[0])
         if Y.shape[0] != X.shape[0]:
             raise ValueError("X and Y must have the same number of rows")
+        check_sample_weight(sample_weight, X.shape[0], self.params.dtype)
         if X.shape[0] == 0:
-            return 0.0, 0
+            return no_rows(sample_weight)
         ensure_blas(self.layout, rows)
         if (self.evaluation_workspace is None
                 or self.evaluation_workspace.shape[0] < width * rows):
             self.evaluation_workspace = numpy.empty(width * rows, dtype=self.params.dtype)
         if self.single:
-            return evaluate_rows[float](self.params, self.layout, self.loss_code, X, Y, rows,
-                                        self.evaluation_workspace)
-        return evaluate_rows[double](self.params, self.layout, self.loss_code, X, Y, rows,
-                                     self.evaluation_workspace)
+            return evaluate_rows[float](self.params, self.layout, self.loss_code, X, Y,
+                                        sample_weight, rows, self.evaluation_workspace)
+        return evaluate_rows[double](self.params, self.layout, self.loss_code, X, Y,
+                                     sample_weight, rows, self.evaluation_workspace)
 
     @property
     def learning_rate(self):
@@ -1010,16 +1141,19 @@ cdef class Trainer:
         Returns
         -------
         loss_sum : float
-            Sum over the rows kept of the loss measured before their step.
-        n_correct : int
-            Those rows classified correctly by the same forward passes.
+            Sum over the rows kept of the loss measured before their step
+            (with weights, of w_i times it).
+        n_correct : int, or float with weights
+            Those rows classified correctly by the same forward passes (with
+            weights, the sum of their weights).
         rows_done : int
-            Rows whose steps were kept: ``stop - start``, or fewer when
-            training diverged; ``-r`` when the last batch of the previous
-            run (``r`` rows) had to be undone as well.
+            Rows whose steps were kept (a skipped batch of weight 0 counts
+            as kept): ``stop - start``, or fewer when training diverged;
+            ``-r`` when the last step of the previous run that took one had
+            to be undone as well (``r`` rows from that step's batch on).
         """
-        cdef Py_ssize_t r, n_rows = self.n_rows, n_correct = 0, rows_done
-        cdef double loss_sum = 0
+        cdef Py_ssize_t r, n_rows = self.n_rows, rows_done
+        cdef double loss_sum = 0, correct = 0
         cdef const Py_ssize_t* current_rows
         cdef const Py_ssize_t* previous_rows = NULL
         cdef Py_ssize_t* grown
@@ -1029,7 +1163,7 @@ cdef class Trainer:
             if order[r] < 0 or order[r] >= n_rows:
                 raise ValueError("order holds a row index outside X")
         if stop == start:
-            return 0.0, 0, 0
+            return 0.0, no_rows(self.sample_weight)[1], 0
         if min(self.batch_size, stop - start) > self.capacity:
             raise ValueError("a batch of this run has more rows than X: the workspace holds "
                              f"{self.capacity}")
@@ -1044,7 +1178,7 @@ cdef class Trainer:
             self.row_capacity[self.current] = stop - start
         memcpy(self.rows[self.current], &order[start], (stop - start) * sizeof(Py_ssize_t))
         current_rows = self.rows[self.current]
-        if self.row_counts[self.current ^ 1]:
+        if self.last_steps[self.current ^ 1] >= 0:
             previous_rows = self.rows[self.current ^ 1]
         self.row_counts[self.current] = stop - start
         self.rates[self.current] = self.hyperparams[LEARNING_RATE]
@@ -1052,28 +1186,30 @@ cdef class Trainer:
         with nogil:
             if self.single:
                 rows_done = train_rows(self, <float*>self.params_data, <const float*>self.X_data,
-                                       <const float*>self.Y_data, <float*>self.state_data,
+                                       <const float*>self.Y_data,
+                                       <const float*>self.weights_data, <float*>self.state_data,
                                        <float*>self.grad_data, <float*>self.workspace_data,
                                        <float*>self.snapshots_data, current_rows,
-                                       previous_rows, &loss_sum, &n_correct)
+                                       previous_rows, &loss_sum, &correct)
             else:
                 rows_done = train_rows(self, <double*>self.params_data,
                                        <const double*>self.X_data, <const double*>self.Y_data,
+                                       <const double*>self.weights_data,
                                        <double*>self.state_data, <double*>self.grad_data,
                                        <double*>self.workspace_data,
                                        <double*>self.snapshots_data, current_rows,
-                                       previous_rows, &loss_sum, &n_correct)
-        return loss_sum, n_correct, rows_done
+                                       previous_rows, &loss_sum, &correct)
+        if self.last_steps[self.current] < 0:
+            # No step kept: the run before stays the one whose last step an undo takes back.
+            self.current ^= 1
+        if self.weights_data == NULL:
+            return loss_sum, <Py_ssize_t>correct, rows_done
+        return loss_sum, correct, rows_done
 
 
 cdef void* numpy_data(array) except NULL:
     """The data pointer of a C-contiguous array (kept alive by its owner)."""
     return <void*><size_t>array.ctypes.data
-
-
-cdef Py_ssize_t last_batch_start(Py_ssize_t n_rows, Py_ssize_t batch_size) noexcept nogil:
-    """Where the last batch of ``n_rows`` rows starts."""
-    return (n_rows - 1) // batch_size * batch_size
 
 
 cdef void take_snapshot(Trainer t, floating* snapshot, const floating* params,
@@ -1092,10 +1228,10 @@ cdef void restore_snapshot(Trainer t, const floating* snapshot, floating* params
 
 
 cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const floating* Y,
-                           floating* state, floating* grad, floating* workspace,
-                           floating* snapshots, const Py_ssize_t* current_rows,
-                           const Py_ssize_t* previous_rows, double* loss_sum,
-                           Py_ssize_t* n_correct) noexcept nogil:
+                           const floating* weights, floating* state, floating* grad,
+                           floating* workspace, floating* snapshots,
+                           const Py_ssize_t* current_rows, const Py_ssize_t* previous_rows,
+                           double* loss_sum, double* correct) noexcept nogil:
     """``Trainer.run`` on typed pointers: the rows kept (see ``Trainer.run``).
 
     The steps first run unchecked (only each batch's loss is looked at), and
@@ -1105,71 +1241,80 @@ cdef Py_ssize_t train_rows(Trainer t, floating* params, const floating* X, const
     """
     cdef int current = t.current, previous = t.current ^ 1
     cdef Py_ssize_t n_rows = t.row_counts[current], failed_at, keep, rows_done = 0
+    cdef Py_ssize_t last_step = -1
     cdef Py_ssize_t previous_rows_count = t.row_counts[previous]
     cdef floating* snapshot = snapshots + current * 3 * t.n_params
     cdef bint loss_failed = False
     take_snapshot(t, snapshot, params, state)
-    failed_at = train_batches(t, params, X, Y, state, grad, workspace, current_rows, n_rows,
-                              False, loss_sum, n_correct, &rows_done, &loss_failed)
+    failed_at = train_batches(t, params, X, Y, weights, state, grad, workspace, current_rows,
+                              n_rows, False, loss_sum, correct, &rows_done, &last_step,
+                              &loss_failed)
     if failed_at < 0 and all_finite(t.n_params, params) and (
             not t.keeps_state or all_finite(2 * t.n_params, state)):
+        t.last_steps[current] = last_step
         return rows_done
     if failed_at != 0:
         # Some step went wrong: take them again, checking each, to find it.
         restore_snapshot(t, snapshot, params, state, current)
         loss_sum[0] = 0
-        n_correct[0] = 0
-        failed_at = train_batches(t, params, X, Y, state, grad, workspace, current_rows,
-                                  n_rows, True, loss_sum, n_correct, &rows_done, &loss_failed)
+        correct[0] = 0
+        failed_at = train_batches(t, params, X, Y, weights, state, grad, workspace,
+                                  current_rows, n_rows, True, loss_sum, correct, &rows_done,
+                                  &last_step, &loss_failed)
         if failed_at < 0:           # cannot happen: the same operations, the same values
+            t.last_steps[current] = last_step
             return rows_done
     if not loss_failed:
         keep = failed_at            # undo the step that made a value non-finite
-    elif failed_at > 0:
-        keep = failed_at - t.batch_size   # undo the step whose result gave that loss
+    elif last_step >= 0:
+        keep = last_step            # undo the step whose result gave that loss
     elif previous_rows != NULL:
-        # The first batch of this run: the step to undo is the previous run's last.
+        # No step of this run came before: the step to undo is the previous run's last.
         restore_snapshot(t, snapshots + previous * 3 * t.n_params, params, state, previous)
         t.hyperparams[LEARNING_RATE], t.rates[previous] = t.rates[previous], t.rates[current]
-        keep = last_batch_start(previous_rows_count, t.batch_size)
+        keep = t.last_steps[previous]
         loss_sum[0] = 0
-        n_correct[0] = 0
-        train_batches(t, params, X, Y, state, grad, workspace, previous_rows, keep, False,
-                      loss_sum, n_correct, &rows_done, &loss_failed)
+        correct[0] = 0
+        train_batches(t, params, X, Y, weights, state, grad, workspace, previous_rows, keep,
+                      False, loss_sum, correct, &rows_done, &last_step, &loss_failed)
         t.hyperparams[LEARNING_RATE], t.rates[previous] = t.rates[previous], t.hyperparams[LEARNING_RATE]
         loss_sum[0] = 0
-        n_correct[0] = 0
+        correct[0] = 0
         t.row_counts[current] = 0   # nothing of this run was kept
+        t.last_steps[current] = -1
         t.row_counts[previous] = keep
+        t.last_steps[previous] = last_step
         return keep - previous_rows_count
     else:
-        t.row_counts[current] = 0
-        return 0                    # the first batch of the fit: nothing to undo
+        keep = failed_at            # no step was taken before it (the fit's first): none to undo
     restore_snapshot(t, snapshot, params, state, current)
     loss_sum[0] = 0
-    n_correct[0] = 0
-    train_batches(t, params, X, Y, state, grad, workspace, current_rows, keep, False,
-                  loss_sum, n_correct, &rows_done, &loss_failed)
+    correct[0] = 0
+    train_batches(t, params, X, Y, weights, state, grad, workspace, current_rows, keep, False,
+                  loss_sum, correct, &rows_done, &last_step, &loss_failed)
     t.row_counts[current] = keep
+    t.last_steps[current] = last_step
     return keep
 
 
 cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
-                              const floating* Y, floating* state, floating* grad,
-                              floating* workspace, const Py_ssize_t* order, Py_ssize_t n_rows,
-                              bint checked, double* loss_sum, Py_ssize_t* n_correct,
-                              Py_ssize_t* rows_done, bint* loss_failed) noexcept nogil:
-    """One step per batch of ``X[order[:n_rows]]``.
+                              const floating* Y, const floating* weights, floating* state,
+                              floating* grad, floating* workspace, const Py_ssize_t* order,
+                              Py_ssize_t n_rows, bint checked, double* loss_sum,
+                              double* correct, Py_ssize_t* rows_done, Py_ssize_t* last_step,
+                              bint* loss_failed) noexcept nogil:
+    """One step per batch of ``X[order[:n_rows]]`` (none for a batch of weight 0).
 
     Returns -1, or the first row of the batch where training must stop: its
     loss was not finite (``loss_failed``; judged in the network's precision,
     since a float32 loss that only double can hold goes with overflowed
     float32 deltas; its step is not taken), or, when ``checked``, its step
     made a parameter or the optimizer state inf or NaN. ``rows_done`` counts
-    the rows whose steps were taken.
+    the rows whose steps were taken (or skipped), ``last_step`` is where the
+    batch of the last step taken starts (-1: none).
     """
-    cdef Py_ssize_t start = 0, rows, r, n_in = t.n_in, batch_correct
-    cdef double batch_loss
+    cdef Py_ssize_t start = 0, rows, r, n_in = t.n_in
+    cdef double batch_loss, batch_correct, weight_sum
     cdef const floating* inputs
     cdef const floating* next_inputs
     cdef floating* gathered = workspace  # the slot of layer 0
@@ -1178,9 +1323,18 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
     cdef bint first_done = False
     cdef cymlp_step step
     rows_done[0] = 0
+    last_step[0] = -1
     loss_failed[0] = False
     while start < n_rows:
         rows = min(t.batch_size, n_rows - start)
+        weight_sum = rows
+        if weights != NULL:
+            weight_sum = weight_total(weights, order + start, rows)
+            if weight_sum == 0:
+                start += rows
+                rows_done[0] = start
+                first_done = False
+                continue
         if rows == 1:
             inputs = X + order[start] * n_in
         else:
@@ -1189,8 +1343,8 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
             inputs = gathered
         batch_correct = 0
         batch_loss = forward_loss(params, t.layout_data, t.n_layers, t.loss_code, inputs, Y,
-                                  order + start, rows, workspace, t.capacity, &batch_correct,
-                                  first_done)
+                                  weights, order + start, rows, weight_sum, workspace,
+                                  t.capacity, &batch_correct, first_done)
         if not isfinite(<floating>batch_loss):
             loss_failed[0] = True
             return start
@@ -1217,7 +1371,8 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
                 not t.keeps_state or all_finite(2 * t.n_params, state))):
             return start
         loss_sum[0] += batch_loss
-        n_correct[0] += batch_correct
+        correct[0] += batch_correct
+        last_step[0] = start
         start += rows
         rows_done[0] = start
     return -1

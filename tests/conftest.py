@@ -40,7 +40,8 @@ def make_data(n_samples, n_features, n_outputs, seed=0, kind="regression"):
     """Random float64 inputs and targets.
 
     kind : "regression" (targets in [0, 1)), "onehot" (one-hot rows),
-           "binary" (0/1 entries) or "probability" (rows summing to 1).
+           "binary" (0/1 entries), "probability" (rows summing to 1) or
+           "count" (Poisson counts of mean 1.5).
     """
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_samples, n_features))
@@ -52,6 +53,8 @@ def make_data(n_samples, n_features, n_outputs, seed=0, kind="regression"):
         Y = rng.integers(0, 2, (n_samples, n_outputs)).astype(float)
     elif kind == "probability":
         Y = rng.dirichlet(np.ones(n_outputs), size=n_samples)
+    elif kind == "count":
+        Y = rng.poisson(1.5, (n_samples, n_outputs)).astype(float)
     else:
         raise ValueError(kind)
     return X, Y
@@ -65,6 +68,7 @@ _ACTIVATIONS = {
     "identity": lambda z: z,
     "softmax": lambda z: (np.exp(z - z.max(axis=1, keepdims=True))
                           / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)),
+    "exp": np.exp,
 }
 
 
@@ -121,35 +125,45 @@ def reference_pre_activations(net, X, params=None):
     return layers
 
 
-def reference_loss(net, X, Y, params=None):
+def reference_loss(net, X, Y, params=None, sample_weight=None):
     """Batch-mean loss of ``net`` on (X, Y) in float64, without the kernels.
 
     ``params`` (a flat vector in the layout of ``net.params``) replaces the
     network's weights, so finite differences can perturb them here. The
-    losses are the documented ones (as in PyTorch):
+    losses are the documented ones (as in PyTorch), each row's loss ``l_i``
+    averaged over the rows, or with ``sample_weight`` the weighted mean
+    ``sum w_i l_i / sum w_i``:
 
-    - mse: mean over samples and outputs of ``(a - y)**2``;
-    - bce: mean over samples and outputs of ``log(1 + exp(z)) - y z`` on the
-      output logits z (``torch.nn.BCEWithLogitsLoss``, = BCE on sigmoid(z));
-    - cross_entropy: mean over samples of ``sum_k y_k (logsumexp(z) - z_k)``
-      (= ``-sum y log softmax(z)``).
+    - mse: mean over outputs of ``(a - y)**2``;
+    - bce: mean over outputs of ``log(1 + exp(z)) - y z`` on the output
+      logits z (``torch.nn.BCEWithLogitsLoss``, = BCE on sigmoid(z));
+    - cross_entropy: ``sum_k y_k (logsumexp(z) - z_k)`` (= ``-sum y log softmax(z)``);
+    - poisson: mean over outputs of ``exp(z) - y z`` on the log-means z
+      (``torch.nn.PoissonNLLLoss(log_input=True)``).
     """
     z, a = reference_pre_activations(net, X, params)[-1]
     Y = np.asarray(Y, dtype=np.float64)
     assert Y.shape == a.shape, (Y.shape, a.shape)
     if net.loss_name == "mse":
-        return float(np.mean((a - Y) ** 2))
-    if net.loss_name == "bce":
-        return float(np.mean(np.logaddexp(0.0, z) - Y * z))
-    if net.loss_name == "cross_entropy":
-        return float(np.mean(np.sum(Y * (logsumexp(z, axis=1, keepdims=True) - z), axis=1)))
-    raise ValueError(f"no reference for loss {net.loss_name!r}")
+        losses = np.mean((a - Y) ** 2, axis=1)
+    elif net.loss_name == "bce":
+        losses = np.mean(np.logaddexp(0.0, z) - Y * z, axis=1)
+    elif net.loss_name == "cross_entropy":
+        losses = np.sum(Y * (logsumexp(z, axis=1, keepdims=True) - z), axis=1)
+    elif net.loss_name == "poisson":
+        losses = np.mean(np.exp(z) - Y * z, axis=1)
+    else:
+        raise ValueError(f"no reference for loss {net.loss_name!r}")
+    if sample_weight is None:
+        return float(np.mean(losses))
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    return float(np.sum(weights * losses) / np.sum(weights))
 
 
 REFERENCE_STEP = 1e-6
 
 
-def reference_gradient(net, X, Y, indices=None, step=REFERENCE_STEP):
+def reference_gradient(net, X, Y, indices=None, step=REFERENCE_STEP, sample_weight=None):
     """Central differences in float64 of ``reference_loss`` at ``net.params``.
 
     Returns an array with one estimate per entry of ``indices`` (default:
@@ -163,7 +177,8 @@ def reference_gradient(net, X, Y, indices=None, step=REFERENCE_STEP):
         plus[i] += step
         minus[i] -= step
         # The step actually taken, after rounding of base[i] +- step.
-        estimate.append((reference_loss(net, X, Y, plus) - reference_loss(net, X, Y, minus))
+        estimate.append((reference_loss(net, X, Y, plus, sample_weight)
+                         - reference_loss(net, X, Y, minus, sample_weight))
                         / (plus[i] - minus[i]))
     return np.array(estimate)
 

@@ -11,9 +11,9 @@ from cymlp import MLP
 # ---------------------------------------------------------------- finite differences
 
 
-def kernel_loss_and_grad(net, X, Y):
+def kernel_loss_and_grad(net, X, Y, sample_weight=None):
     """(mean loss, gradient) from the network's backend (``MLP.loss_and_grad``)."""
-    value, grad = net.loss_and_grad(X, Y)
+    value, grad = net.loss_and_grad(X, Y, sample_weight)
     assert grad.dtype == net.dtype and grad.shape == (net.n_params,)
     return value, grad
 
@@ -25,6 +25,7 @@ def pre_activations(net, X):
         "relu": lambda z: np.maximum(z, 0), "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
         "identity": lambda z: z,
         "softmax": lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True),
+        "exp": np.exp,
     }
     a, zs = np.asarray(X, dtype=float), []
     for layer, name in enumerate(net.activations):
@@ -88,6 +89,10 @@ def hand_losses():
             + math.log(s[1][1])) / 4
     # Cross-entropy: -sum y log softmax, mean over the 2 samples (not the 4 entries).
     y_probability = [[0.25, 0.75], [1.0, 0.0]]
+    # Poisson on exp outputs: exp(z) - y z, mean of the 4 entries.
+    y_counts = [[2.0, 0.0], [1.0, 3.0]]
+    poisson = sum(math.exp(z) - y * z for z_row, y_row in zip(HAND_Z, y_counts)
+                  for z, y in zip(z_row, y_row)) / 4
     p1 = [math.exp(z11) / (math.exp(z11) + math.exp(z12)),
           math.exp(z12) / (math.exp(z11) + math.exp(z12))]
     p2 = [math.exp(z21) / (math.exp(z21) + math.exp(z22)),
@@ -96,11 +101,12 @@ def hand_losses():
     return [("identity", "mse", y_onehot, mse_identity),
             ("sigmoid", "mse", y_onehot, mse_sigmoid),
             ("sigmoid", "bce", y_onehot, bce),
-            ("softmax", "cross_entropy", y_probability, cross_entropy)]
+            ("softmax", "cross_entropy", y_probability, cross_entropy),
+            ("exp", "poisson", y_counts, poisson)]
 
 
-@pytest.mark.parametrize("case", range(4), ids=["identity-mse", "sigmoid-mse", "sigmoid-bce",
-                                                 "softmax-cross_entropy"])
+@pytest.mark.parametrize("case", range(5), ids=["identity-mse", "sigmoid-mse", "sigmoid-bce",
+                                                 "softmax-cross_entropy", "exp-poisson"])
 def test_reference_loss_by_hand(backend, reference_loss, case):
     output, loss, Y, expected = hand_losses()[case]
     net = hand_net(backend, output, loss)
@@ -154,6 +160,8 @@ def make_net(backend, layer_sizes, activation, output, loss, bias, seed=0):
 def targets(rng, n_samples, n_outputs, loss, output):
     if output == "softmax":
         return rng.dirichlet(np.ones(n_outputs), size=n_samples)
+    if loss == "poisson":
+        return rng.poisson(1.5, (n_samples, n_outputs)).astype(float)
     if loss == "bce":
         return rng.integers(0, 2, (n_samples, n_outputs)).astype(float)
     return rng.random((n_samples, n_outputs))
@@ -184,7 +192,7 @@ def test_tutorial_sized_gradient(backend, bias, reference_loss, reference_gradie
 
 HEADS = [("sigmoid", "mse"), ("sigmoid", "bce"), ("softmax", "cross_entropy"),
          ("softmax", "mse"), ("identity", "mse"), ("tanh", "mse"), ("relu", "mse"),
-         ("leaky_relu", "mse")]
+         ("leaky_relu", "mse"), ("exp", "poisson")]
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
@@ -198,6 +206,32 @@ def test_gradient_every_activation_and_loss(backend, hidden, output, loss, bias,
     net = make_net(backend, [3, 5, 4], hidden, output, loss, bias, seed=5)
     keep_away_from_kinks(net, X, net.activations)
     check_gradient(net, X, Y, reference_loss, reference_gradient)
+
+
+@pytest.mark.parametrize("output, loss", HEADS, ids=[f"{o}-{l}" for o, l in HEADS])
+def test_weighted_gradient(backend, output, loss, reference_loss, reference_gradient):
+    # d(sum w_i l_i / sum w_i)/dparams against the weighted reference, with a
+    # weight of 0, fractional weights and one large one.
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(7, 3))
+    Y = targets(rng, 7, 4, loss, output)
+    weights = np.array([0.5, 0.0, 2.0, 1.0, 7.25, 0.125, 1.0])
+    net = make_net(backend, [3, 5, 4], "tanh", output, loss, True, seed=12)
+    value, grad = kernel_loss_and_grad(net, X, Y, weights)
+    assert value == pytest.approx(reference_loss(net, X, Y, sample_weight=weights), rel=1e-10)
+    estimate = reference_gradient(net, X, Y, sample_weight=weights)
+    np.testing.assert_allclose(grad, estimate, rtol=1e-6, atol=1e-8)
+    # The weights do matter: the unweighted gradient is a different one.
+    assert not np.allclose(grad, kernel_loss_and_grad(net, X, Y)[1], rtol=1e-3)
+
+
+def test_gradient_poisson_counts_of_zero(backend, reference_loss, reference_gradient):
+    # y = 0 everywhere: the loss is the mean of exp(z), its delta exp(z) / (N K).
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(5, 3))
+    net = make_net(backend, [3, 4, 2], "relu", "exp", "poisson", True, seed=13)
+    keep_away_from_kinks(net, X, net.activations)
+    check_gradient(net, X, np.zeros((5, 2)), reference_loss, reference_gradient)
 
 
 def test_gradient_mixed_hidden_activations(backend, reference_loss, reference_gradient):

@@ -88,6 +88,7 @@ def test_letters_tutorial_network_shuffled(dtype):
 HEADS = [("sigmoid", "mse", "regression"), ("sigmoid", "bce", "binary"),
          ("softmax", "cross_entropy", "onehot"), ("identity", "mse", "regression"),
          ("softmax", "mse", "onehot"), ("tanh", "mse", "regression")]
+POISSON_HEAD = ("exp", "poisson", "count")
 HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 N_SAMPLES = 23
 
@@ -98,17 +99,33 @@ N_SAMPLES = 23
 @pytest.mark.parametrize("n_hidden", [1, 2, 3])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_architectures(seed, n_hidden, bias, batch_size, dtype):
+    train_random_architecture(seed, n_hidden, bias, batch_size, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [1, 7, N_SAMPLES])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n_hidden", [1, 2, 3])
+def test_random_architectures_poisson(n_hidden, bias, batch_size, dtype):
+    train_random_architecture(2, n_hidden, bias, batch_size, dtype, POISSON_HEAD)
+
+
+def train_random_architecture(seed, n_hidden, bias, batch_size, dtype, head=None):
+    """A random network (and, unless given, a random head of HEADS) on both backends."""
     rng = np.random.default_rng([seed, n_hidden])
     layer_sizes = [int(w) for w in rng.integers(1, 9, size=n_hidden + 2)]
     layer_sizes[-1] = max(layer_sizes[-1], 2)
     hidden = [HIDDEN[i] for i in rng.integers(0, len(HIDDEN), size=n_hidden)]
-    output, loss, kind = HEADS[int(rng.integers(0, len(HEADS)))]
+    drawn = HEADS[int(rng.integers(0, len(HEADS)))]
+    output, loss, kind = drawn if head is None else head
     rng_data = np.random.default_rng([seed, n_hidden, 1])
     X = rng_data.normal(size=(N_SAMPLES, layer_sizes[0]))
     if kind == "regression":
         Y = rng_data.random((N_SAMPLES, layer_sizes[-1]))
     elif kind == "binary":
         Y = rng_data.integers(0, 2, (N_SAMPLES, layer_sizes[-1])).astype(float)
+    elif kind == "count":
+        Y = rng_data.poisson(1.5, (N_SAMPLES, layer_sizes[-1])).astype(float)
     else:
         Y = np.eye(layer_sizes[-1])[rng_data.integers(0, layer_sizes[-1], N_SAMPLES)]
     trained = train_both(layer_sizes, X, Y,
@@ -134,7 +151,7 @@ def test_wide_layers_use_the_blas_path(dtype, batch_size, make_data):
 # ---------------------------------------------------------------- kernels directly
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("output, loss, kind", HEADS)
+@pytest.mark.parametrize("output, loss, kind", HEADS + [POISSON_HEAD])
 @pytest.mark.parametrize("hidden", HIDDEN)
 def test_loss_and_grad_match(hidden, output, loss, kind, dtype, make_data):
     X, Y = make_data(9, 3, 4, seed=5, kind=kind)

@@ -1,7 +1,9 @@
 """cymlp against PyTorch: same network, same batches, same numbers.
 
-DESIGN.md promises torch's conventions: losses averaged as MSELoss, BCELoss
-and CrossEntropyLoss (probability targets), steps of torch.optim.SGD and
+DESIGN.md promises torch's conventions: losses averaged as MSELoss, BCELoss,
+CrossEntropyLoss (probability targets) and PoissonNLLLoss (log_input=True),
+sample weights as torch's reduction="none" losses then a weighted mean, steps
+of torch.optim.SGD and
 torch.optim.Adam (one parameter group, weight decay on weights and biases),
 schedules as torch's StepLR / ExponentialLR stepped once per epoch, and the
 last partial batch used. Each test builds the torch twin of a cymlp network
@@ -16,6 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from cymlp import MLP  # noqa: E402
+from cymlp.optim import make_optimizer  # noqa: E402
 from cymlp.schedules import ExponentialLR, StepLR  # noqa: E402
 
 torch.set_num_threads(1)
@@ -28,7 +31,8 @@ HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "identity"]
 HEADS = [("sigmoid", "mse", "regression"), ("tanh", "mse", "regression"),
          ("relu", "mse", "regression"), ("leaky_relu", "mse", "regression"),
          ("identity", "mse", "regression"), ("softmax", "mse", "probability"),
-         ("sigmoid", "bce", "binary"), ("softmax", "cross_entropy", "probability")]
+         ("sigmoid", "bce", "binary"), ("softmax", "cross_entropy", "probability"),
+         ("exp", "poisson", "count")]
 
 OPTIMIZERS = {
     "sgd": (dict(optimizer="sgd", learning_rate=0.1),
@@ -58,6 +62,7 @@ def torch_activation(name):
         "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, negative_slope=0.01),
         "identity": lambda z: z,
         "softmax": lambda z: torch.softmax(z, dim=1),
+        "exp": torch.exp,
     }[name]
 
 
@@ -95,7 +100,35 @@ class TorchTwin(torch.nn.Module):
             return torch.nn.CrossEntropyLoss()(self.logits(x), y)
         if self.loss_name == "bce":
             return torch.nn.BCELoss()(self(x), y)
+        if self.loss_name == "poisson":
+            # On the log-means z; the network's outputs are exp(z).
+            return torch.nn.PoissonNLLLoss(log_input=True)(self.logits(x), y)
         return torch.nn.MSELoss()(self(x), y)
+
+    def row_losses(self, x, y):
+        """Each row's loss: torch's reduction="none", then the mean over outputs
+        (the sum for cross-entropy, which has one loss per row already)."""
+        if self.loss_name == "cross_entropy":
+            return torch.nn.CrossEntropyLoss(reduction="none")(self.logits(x), y)
+        if self.loss_name == "bce":
+            return torch.nn.BCELoss(reduction="none")(self(x), y).mean(dim=1)
+        if self.loss_name == "poisson":
+            losses = torch.nn.PoissonNLLLoss(log_input=True, reduction="none")(self.logits(x), y)
+            return losses.mean(dim=1)
+        return torch.nn.MSELoss(reduction="none")(self(x), y).mean(dim=1)
+
+    def weighted_loss(self, x, y, weights):
+        """sum_i w_i l_i / sum_i w_i."""
+        return (weights * self.row_losses(x, y)).sum() / weights.sum()
+
+    def flat_grad(self, net):
+        """The parameters' .grad, laid out as cymlp's flat parameter vector."""
+        parts = []
+        for linear in self.layers:
+            parts.append(linear.weight.grad.numpy().T.ravel())
+            if net.bias:
+                parts.append(linear.bias.grad.numpy())
+        return np.concatenate(parts)
 
 
 def assert_same_weights(net, twin, what=""):
@@ -136,6 +169,8 @@ def make_problem(seed, n_samples, n_features, n_outputs, kind):
         Y = rng.random((n_samples, n_outputs))
     elif kind == "binary":
         Y = rng.integers(0, 2, (n_samples, n_outputs)).astype(float)
+    elif kind == "count":
+        Y = rng.poisson(1.5, (n_samples, n_outputs)).astype(float)
     else:
         Y = rng.dirichlet(np.ones(n_outputs), size=n_samples)
     return X, Y
@@ -257,3 +292,75 @@ def test_loss_value_matches_torch(backend, output, loss, kind):
     twin = TorchTwin(net)
     expected = twin.loss(torch.from_numpy(X), torch.from_numpy(Y)).item()
     assert net.loss(X, Y) == pytest.approx(expected, rel=1e-12)
+
+
+def test_poisson_overflow_is_divergence_not_a_crash(backend):
+    # exp(z) overflows: the loss is inf, the step before it is undone, and
+    # fit says so, without a floating-point warning.
+    import warnings
+
+    from cymlp import TrainingDiverged
+    X, Y = make_problem(9, 6, 3, 2, "count")
+    net = MLP([3, 4, 2], activation="relu", output_activation="exp", loss="poisson",
+              seed=6, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingDiverged):
+            net.fit(X, Y * 1e3, epochs=20, batch_size=2, learning_rate=10.0, shuffle=False)
+    assert np.isfinite(net.params).all()
+    assert np.isfinite(net.loss(X, Y))
+
+
+# ---------------------------------------------------------------- sample weights
+
+WEIGHTS = np.array([0.5, 2.0, 0.0, 1.0, 3.0, 0.25, 1.0, 0.0, 0.0, 1.5])
+
+
+@pytest.mark.parametrize("output, loss, kind", HEADS,
+                         ids=[f"{output}-{loss}" for output, loss, _ in HEADS])
+def test_weighted_loss_and_grad_match_torch(backend, output, loss, kind):
+    X, Y = make_problem(10, 10, 4, 3, kind)
+    net = MLP([4, 5, 3], activation="tanh", output_activation=output, loss=loss,
+              init="glorot_normal", seed=7, backend=backend)
+    twin = TorchTwin(net)
+    value, grad = net.loss_and_grad(X, Y, WEIGHTS)
+    expected = twin.weighted_loss(torch.from_numpy(X), torch.from_numpy(Y),
+                                  torch.from_numpy(WEIGHTS))
+    expected.backward()
+    assert value == pytest.approx(expected.item(), rel=RTOL)
+    np.testing.assert_allclose(grad, twin.flat_grad(net), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("output, loss, kind", [HEADS[0], HEADS[-3], HEADS[-2], HEADS[-1]],
+                         ids=["sigmoid-mse", "sigmoid-bce", "softmax-cross_entropy",
+                              "exp-poisson"])
+@pytest.mark.parametrize("opt_name", list(OPTIMIZERS))
+def test_weighted_training_matches_torch(backend, opt_name, output, loss, kind):
+    # The trainer's steps with weights: in-order batches of 4 (the last of 2;
+    # the second batch has rows of weight 0), each a step on its weighted mean.
+    cymlp_kwargs, make_torch_optimizer = OPTIMIZERS[opt_name]
+    X, Y = make_problem(11, 10, 4, 3, kind)
+    net = MLP([4, 5, 3], activation="sigmoid", output_activation=output, loss=loss,
+              init="glorot_normal", seed=8, backend=backend)
+    twin = TorchTwin(net)
+    options = {key: value for key, value in cymlp_kwargs.items() if key != "optimizer"}
+    optimizer = make_optimizer(cymlp_kwargs["optimizer"], **options)
+    trainer = net._kernels.Trainer(net._params, net._layout, net._loss_code, X, Y, 4,
+                                   optimizer, net._optimizer_state, 0, sample_weight=WEIGHTS)
+    torch_optimizer = make_torch_optimizer(twin.parameters())
+    x_all, y_all, w_all = torch.from_numpy(X), torch.from_numpy(Y), torch.from_numpy(WEIGHTS)
+    order = np.arange(10)
+    for _ in range(3):
+        loss_sum, correct, done = trainer.run(order, 0, 10)
+        expected_sum = 0.0
+        for start in range(0, 10, 4):
+            batch = slice(start, start + 4)
+            torch_optimizer.zero_grad()
+            weighted = twin.weighted_loss(x_all[batch], y_all[batch], w_all[batch])
+            weighted.backward()
+            torch_optimizer.step()
+            expected_sum += weighted.item() * WEIGHTS[batch].sum()
+        assert done == 10 and isinstance(correct, float)
+        assert loss_sum == pytest.approx(expected_sum, rel=RTOL)
+    assert trainer.step == 9
+    assert_same_weights(net, twin)

@@ -18,6 +18,7 @@ class Activation(IntEnum):
     RELU = 3
     LEAKY_RELU = 4
     SOFTMAX = 5
+    EXP = 6           # output only: the mean of a Poisson loss
 
 
 class Loss(IntEnum):
@@ -25,12 +26,15 @@ class Loss(IntEnum):
 
     ``TUTORIAL`` is the tutorial's rule: it reports the MSE but descends along
     the output delta ``a - y`` (``cymlp.tutorial`` uses it; ``MLP`` never does).
+    ``POISSON`` is ``torch.nn.PoissonNLLLoss(log_input=True)`` on exp outputs:
+    the mean of ``exp(z) - y z`` over samples and outputs.
     """
 
     MSE = 0
     BCE = 1
     CROSS_ENTROPY = 2
     TUTORIAL = 3
+    POISSON = 4
 
 
 class Optimizer(IntEnum):
@@ -44,13 +48,15 @@ LEAKY_SLOPE = 0.01
 
 ACTIVATIONS = {member.name.lower(): member for member in Activation}
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
-OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax",)
-LOSSES = {"mse": Loss.MSE, "bce": Loss.BCE, "cross_entropy": Loss.CROSS_ENTROPY}
+OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax", "exp")
+LOSSES = {"mse": Loss.MSE, "bce": Loss.BCE, "cross_entropy": Loss.CROSS_ENTROPY,
+          "poisson": Loss.POISSON}
 # Output activations each loss is defined on.
 LOSS_OUTPUTS = {
-    "mse": OUTPUT_ACTIVATIONS,
+    "mse": HIDDEN_ACTIVATIONS + ("softmax",),
     "bce": ("sigmoid",),
     "cross_entropy": ("softmax",),
+    "poisson": ("exp",),
 }
 OPTIMIZERS = {member.name.lower(): member for member in Optimizer}
 INITIALIZERS = ("normal", "uniform", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")

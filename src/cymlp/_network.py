@@ -464,13 +464,21 @@ class MLP:
                         nesterov=nesterov, weight_decay=weight_decay, betas=betas, eps=eps,
                         sample_weight=sample_weight)
 
-    def loss_and_grad(self, X: ArrayLike, Y: ArrayLike) -> Tuple[float, np.ndarray]:
+    def loss_and_grad(self, X: ArrayLike, Y: ArrayLike,
+                      sample_weight: Optional[ArrayLike] = None) -> Tuple[float, np.ndarray]:
         """The mean loss over the rows and its gradient with respect to ``params``.
+
+        With ``sample_weight``, the weighted mean ``sum_i w_i l_i / sum_i w_i``
+        of the rows' losses ``l_i`` (torch's ``reduction="none"``, then a
+        weighted mean). All rows go through the backend in one call, in
+        blocks of bounded memory: the objective for L-BFGS on a whole data set.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+            Finite weights >= 0, not all 0; None weighs every row 1.
 
         Returns
         -------
@@ -481,10 +489,12 @@ class MLP:
         X, Y = self._check_data(X, Y)
         if X.shape[0] == 0:
             raise ValueError("X must have at least one row")
+        sample_weight = as_sample_weight(sample_weight, "sample_weight", self.dtype, X.shape[0])
         grad = np.empty_like(self._params)
-        with blas_threads_for(self._layout, X.shape[0], self.n_threads, self._kernels):
+        rows = _params.block_rows(self._layout, X.shape[0])
+        with blas_threads_for(self._layout, rows, self.n_threads, self._kernels):
             loss = self._kernels.loss_and_grad(self._params, self._layout, self._loss_code, X,
-                                               Y, grad)
+                                               Y, grad, sample_weight)
         return loss, grad
 
     # ------------------------------------------------------------ state

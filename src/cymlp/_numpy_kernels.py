@@ -57,6 +57,7 @@ ACTIVATE = {
     Activation.RELU: lambda z: np.maximum(z, 0),
     Activation.LEAKY_RELU: leaky_relu,
     Activation.SOFTMAX: softmax,
+    Activation.EXP: np.exp,            # output layers only (the Poisson loss)
 }
 
 # f'(z) written in terms of the output a = f(z) (softmax is handled by the losses).
@@ -77,11 +78,18 @@ def backpropagate_through(code, delta, a):
 
 # ---------------------------------------------------------------- losses
 
-def n_correct(a, y):
-    """Rows whose output class equals the target's (the rule of ``_codes.classify``)."""
+def correct_rows(a, y):
+    """Whether each row's output class equals the target's (the rule of ``_codes.classify``)."""
     if a.shape[1] == 1:
-        return int(np.count_nonzero((a[:, 0] > 0.5) == (y[:, 0] > 0.5)))
-    return int(np.count_nonzero(a.argmax(axis=1) == y.argmax(axis=1)))
+        return (a[:, 0] > 0.5) == (y[:, 0] > 0.5)
+    return a.argmax(axis=1) == y.argmax(axis=1)
+
+
+def n_correct(a, y, weights=None):
+    """Rows classified correctly: how many, or with ``weights`` the sum of theirs (a float)."""
+    if weights is None:
+        return int(np.count_nonzero(correct_rows(a, y)))
+    return float(weights @ correct_rows(a, y))
 
 
 def _double(x):
@@ -89,36 +97,42 @@ def _double(x):
     return x if x.dtype == np.float64 else x.astype(np.float64)
 
 
-def loss_and_delta(loss, activation, a, z, y):
-    """(summed loss of the rows, dLoss/dz of the batch-mean loss).
+def loss_and_delta(loss, activation, a, z, y, scale):
+    """(loss of each row, ``scale`` times its dLoss/dz).
 
-    The loss is summed over rows in float64; each row's loss is the mean over
-    outputs (mse, bce) or the sum (cross-entropy), as torch's losses define it.
+    The losses are in float64; a row's loss is the mean over outputs (mse,
+    bce, poisson) or the sum (cross-entropy), as torch's losses define it.
+    ``scale`` is ``1 / rows`` for the batch mean, or a column of
+    ``w_i / sum(w)`` for a weighted mean.
     """
-    rows, width = a.shape
+    width = a.shape[1]
     if loss in (Loss.MSE, Loss.TUTORIAL):
         error = a - y
-        total = float(np.add.reduce(np.square(error), axis=None, dtype=np.float64)) / width
+        losses = np.add.reduce(np.square(error), axis=1, dtype=np.float64) / width
         if loss == Loss.TUTORIAL:   # the tutorial's a - y, per sample
-            return total, (_double(error) * (1.0 / rows)).astype(a.dtype, copy=False)
-        delta = (_double(error) * (2.0 / rows) / width).astype(a.dtype, copy=False)
+            return losses, (_double(error) * scale).astype(a.dtype, copy=False)
+        delta = (_double(error) * (2.0 * scale) / width).astype(a.dtype, copy=False)
         if activation == Activation.SOFTMAX:
             # Softmax Jacobian: dz_j = a_j (g_j - sum_k g_k a_k).
             inner = (_double(delta) * a).sum(axis=1, keepdims=True)
-            return total, (a * (delta - inner)).astype(a.dtype, copy=False)
-        return total, backpropagate_through(activation, delta, a)
+            return losses, (a * (delta - inner)).astype(a.dtype, copy=False)
+        return losses, backpropagate_through(activation, delta, a)
     z, y = _double(z), _double(y)
     if loss == Loss.BCE:
         # log(1 + exp(z)) - z y, with log(1 + exp(z)) as logaddexp(0, z): no overflow.
-        total = float((np.logaddexp(0, z) - z * y).sum()) / width
-        return total, ((_double(a) - y) * (1.0 / rows) / width).astype(a.dtype, copy=False)
+        losses = (np.logaddexp(0, z) - z * y).sum(axis=1) / width
+        return losses, ((_double(a) - y) * scale / width).astype(a.dtype, copy=False)
     if loss == Loss.CROSS_ENTROPY:
         # -sum y log softmax(z) = sum y (logsumexp(z) - z).
         top = z.max(axis=1, keepdims=True)
         log_sum = top + np.log(np.exp(z - top).sum(axis=1, keepdims=True))
-        total = float((y * (log_sum - z)).sum())
-        delta = (_double(a) * y.sum(axis=1, keepdims=True) - y) * (1.0 / rows)
-        return total, delta.astype(a.dtype, copy=False)
+        losses = (y * (log_sum - z)).sum(axis=1)
+        delta = (_double(a) * y.sum(axis=1, keepdims=True) - y) * scale
+        return losses, delta.astype(a.dtype, copy=False)
+    if loss == Loss.POISSON:
+        # exp(z) - y z on the log-mean z, a = exp(z) (torch's PoissonNLLLoss, log_input=True).
+        losses = (np.exp(z) - y * z).sum(axis=1) / width
+        return losses, ((_double(a) - y) * scale / width).astype(a.dtype, copy=False)
     raise ValueError(f"unknown loss code {loss}")
 
 
@@ -158,11 +172,23 @@ class _Network:
     def forward(self, x):
         return forward_pass(self.weights, self.biases, self.activations, x)
 
-    def loss(self, loss, x, y):
-        """(summed loss, outputs of every layer, output delta)."""
+    def loss(self, loss, x, y, weights=None, weight_sum=None):
+        """(sum_i w_i l_i, outputs of every layer, d(sum_i w_i l_i / weight_sum)/dz_L).
+
+        ``weights`` (float64; None: every w_i is 1) and ``weight_sum``
+        (None: the rows of ``x``) as the compiled ``forward_loss`` takes
+        them. A row of weight 0 counts for nothing, even where its loss
+        overflows.
+        """
         outputs, z = forward_pass(self.weights, self.biases, self.activations, x)
-        total, delta = loss_and_delta(loss, self.activations[-1], outputs[-1], z, y)
-        return total, outputs, delta
+        weight_sum = x.shape[0] if weight_sum is None else weight_sum
+        scale = 1.0 / weight_sum if weights is None else (weights / weight_sum)[:, np.newaxis]
+        losses, delta = loss_and_delta(loss, self.activations[-1], outputs[-1], z, y, scale)
+        if weights is None:
+            return float(losses.sum()), outputs, delta
+        dropped = weights == 0
+        delta[dropped] = 0
+        return float(np.where(dropped, 0.0, weights * losses).sum()), outputs, delta
 
 
 def _check_layout(layout, n_params, n_in, n_out):
@@ -227,6 +253,16 @@ def _flush(values):
 
 # ---------------------------------------------------------------- entry points
 
+def _check_sample_weight(sample_weight, n_rows, dtype):
+    """Raise unless ``sample_weight`` is None or a C-contiguous (n_rows,) array of ``dtype``."""
+    if sample_weight is None:
+        return
+    if (getattr(sample_weight, "dtype", None) != dtype or sample_weight.ndim != 1
+            or not sample_weight.flags.c_contiguous or sample_weight.shape[0] != n_rows):
+        raise ValueError(f"sample_weight must be None or a C-contiguous {np.dtype(dtype)} "
+                         f"array of shape ({n_rows},)")
+
+
 class Trainer:
     """Trains one network on ``(X, Y)``: built once per fit, run over chunks of rows.
 
@@ -234,20 +270,29 @@ class Trainer:
     not finite is not stepped on, and the step before it (whose result gave
     that loss) is undone too; a step that would make a parameter or the
     optimizer state inf or NaN is not taken. Undoing goes back to the
-    snapshot taken at the start of the run (or of the run before, when the
-    step to undo was the last one of that run) and takes the steps after it
-    again. The network is left at the last state whose loss was measured
-    finite, and ``run`` says how many rows it kept.
+    snapshot taken at the start of the run (or of the last run before that
+    took a step, when the step to undo was that run's last) and takes the
+    steps after it again. The network is left at the last state whose loss
+    was measured finite, and ``run`` says how many rows it kept.
+
+    With ``sample_weight`` (one finite weight >= 0 per row), each step
+    descends on its batch's weighted mean loss ``sum w_i l_i / sum w_i``; a
+    batch whose weights sum to 0 is skipped: no step, its rows counted done.
     """
 
     @_quiet
-    def __init__(self, params, layout, loss, X, Y, batch_size, optimizer, state, step):
+    def __init__(self, params, layout, loss, X, Y, batch_size, optimizer, state, step,
+                 sample_weight=None):
         _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
         if batch_size < 1 or Y.shape[0] != X.shape[0] or state.shape != (2, params.shape[0]):
             raise ValueError("batch_size, X, Y or state do not match params")
         if not 0 <= step < 2 ** 62:
             raise ValueError("step must be >= 0 and below 2**62")
+        _check_sample_weight(sample_weight, X.shape[0], params.dtype)
         self.params, self.layout, self.X, self.Y, self.state = params, layout, X, Y, state
+        self.sample_weight = sample_weight
+        # The weights in float64, in which the kernels sum and divide them.
+        self._weights = None if sample_weight is None else _double(sample_weight)
         self.loss, self.batch_size, self.step = Loss(int(loss)), batch_size, step
         self.optimizer = Optimizer(int(optimizer.code))
         self.learning_rate = optimizer.lr
@@ -260,14 +305,19 @@ class Trainer:
         # does: a float32 loss that only double can hold is not finite.
         self._finite = (math.isfinite if params.dtype == np.float64
                         else lambda value: math.isfinite(np.float32(value)))
-        self._previous = None   # the last run: (snapshot, rows, learning rate)
+        # The last run that kept a step: (snapshot, rows kept, learning rate,
+        # where the batch of its last step starts).
+        self._previous = None
 
     @_quiet
     def run(self, order, start, stop):
         """Train on the rows ``X[order[start:stop]]``: ``(loss_sum, n_correct, rows_done)``.
 
-        ``rows_done`` is negative, ``-r``, when the last batch of the
-        previous run (``r`` rows) had to be undone.
+        With weights, ``loss_sum`` is sum w_i l_i and ``n_correct`` (a float)
+        the sum of the weights of the rows classified correctly; a skipped
+        batch of weight 0 counts as done. ``rows_done`` is negative, ``-r``,
+        when the last step of the run before that took one had to be undone
+        (``r`` rows from that step's batch on).
         """
         if not 0 <= start <= stop <= order.shape[0]:
             raise ValueError("start and stop must satisfy 0 <= start <= stop <= len(order)")
@@ -275,45 +325,57 @@ class Trainer:
         if rows.size and (rows.min() < 0 or rows.max() >= self.X.shape[0]):
             raise ValueError("order holds a row index outside X")
         if not rows.size:
-            return 0.0, 0, 0
+            return 0.0, (0 if self._weights is None else 0.0), 0
         snapshot = (self.params.copy(), self.state.copy(), self.step)
-        previous, self._previous = self._previous, (snapshot, rows, self.learning_rate)
         try:
-            return self._run(rows, snapshot, previous)
+            loss_sum, correct, done = self._run(rows, snapshot, self._previous)
         except BaseException:
             self._previous = None   # an interrupted run is no base for undoing
             raise
+        return loss_sum, (correct if self._weights is None else float(correct)), done
 
     def _run(self, rows, snapshot, previous):
-        loss_sum, correct, done, failed_at, loss_failed = self._steps(rows)
+        loss_sum, correct, done, last, failed_at, loss_failed = self._steps(rows)
         if failed_at is None:
+            self._remember(snapshot, rows, last, previous)
             return loss_sum, correct, done
         if not loss_failed:
             keep = failed_at                      # undo the step that made a value non-finite
-        elif failed_at > 0:
-            keep = failed_at - self.batch_size    # undo the step whose result gave that loss
+        elif last is not None:
+            keep = last                           # undo the step whose result gave that loss
         elif previous is not None:
-            # The first batch of this run: the step to undo is the previous run's last.
-            (params, state, step), previous_rows, previous_rate = previous
+            # No step of this run came before: the step to undo is the previous run's last.
+            (params, state, step), previous_rows, previous_rate, previous_last = previous
             self._restore(params, state, step)
             rate, self.learning_rate = self.learning_rate, previous_rate
-            keep = (previous_rows.shape[0] - 1) // self.batch_size * self.batch_size
-            self._steps(previous_rows[:keep])
+            last = self._steps(previous_rows[:previous_last])[3]
             self.learning_rate = rate
-            self._previous = (previous[0], previous_rows[:keep], previous_rate) if keep else None
-            return 0.0, 0, keep - previous_rows.shape[0]
-        else:
             self._previous = None
-            return 0.0, 0, 0                      # the first batch of the fit: nothing to undo
+            if last is not None:
+                self._previous = (previous[0], previous_rows[:previous_last], previous_rate, last)
+            return 0.0, 0, previous_last - previous_rows.shape[0]
+        else:
+            keep = failed_at          # no step was taken before it (the fit's first): none to undo
         self._restore(*snapshot)
-        loss_sum, correct, done, _, _ = self._steps(rows[:keep])
-        self._previous = (snapshot, rows[:keep], self.learning_rate) if keep else None
+        loss_sum, correct, done, last, _, _ = self._steps(rows[:keep])
+        self._remember(snapshot, rows[:keep], last, previous)
         return loss_sum, correct, done
 
-    def evaluate(self, X, Y):
-        """(summed loss, rows classified correctly) of the network now on ``(X, Y)``."""
+    def _remember(self, snapshot, rows, last, previous):
+        """After a run that kept ``rows``: the run an undo goes back to is this one, if it took a step."""
+        if last is not None:
+            self._previous = (snapshot, rows, self.learning_rate, last)
+        else:
+            self._previous = previous
+
+    def evaluate(self, X, Y, sample_weight=None):
+        """(sum_i w_i l_i, sum_i w_i [row i correct]) of the network now on ``(X, Y)``.
+
+        Without weights (every w_i 1): the summed loss and the number of rows
+        classified correctly.
+        """
         return evaluate(self.params, self.layout, self.loss, X, Y,
-                        block_rows(self.layout, X.shape[0]))
+                        block_rows(self.layout, X.shape[0]), sample_weight)
 
     def _commit(self, params, state, step):
         """Take a step: params, state and step count, all or none of them.
@@ -339,25 +401,36 @@ class Trainer:
         self.step = step
 
     def _steps(self, rows):
-        """One step per batch of ``X[rows]``: (loss_sum, n_correct, rows_done, failed_at, loss_failed).
+        """One step per batch of ``X[rows]`` (none for a batch of weight 0).
 
-        Stops at the batch whose loss is not finite (``loss_failed``; its step
-        is not taken) or whose step would make a value non-finite;
-        ``failed_at`` is where that batch starts (None if none did).
+        Returns ``(loss_sum, n_correct, rows_done, last, failed_at,
+        loss_failed)``. Stops at the batch whose loss is not finite
+        (``loss_failed``; its step is not taken) or whose step would make a
+        value non-finite; ``failed_at`` is where that batch starts (None if
+        none did), ``last`` where the batch of the last step taken starts
+        (None: no step was taken).
         """
         hyper = (self.learning_rate,) + self._settings
         X, Y, network, finite = self.X, self.Y, self._network, self._finite
+        weights, batch_weights, weight_sum = self._weights, None, None
         # The outputs of each batch's forward pass: classified once, at the end.
         outputs_seen = np.empty((rows.shape[0], Y.shape[1]), dtype=self.params.dtype)
-        loss_sum, done, failed_at, loss_failed = 0.0, 0, None, False
+        loss_sum, done, last, failed_at, loss_failed = 0.0, 0, None, None, False
         for begin in range(0, rows.shape[0], self.batch_size):
             if self.batch_size == 1:   # a view: cheaper than gathering one row
-                row = int(rows[begin])
-                x, y, count = X[row:row + 1], Y[row:row + 1], 1
+                batch = slice(int(rows[begin]), int(rows[begin]) + 1)
+                count = 1
             else:
                 batch = rows[begin:begin + self.batch_size]
-                x, y, count = X[batch], Y[batch], batch.shape[0]
-            batch_loss, outputs, delta = network.loss(self.loss, x, y)
+                count = batch.shape[0]
+            if weights is not None:
+                batch_weights = weights[batch]
+                weight_sum = float(batch_weights.sum())
+                if weight_sum == 0:
+                    done += count           # (its rows weigh 0 in n_correct below)
+                    continue
+            batch_loss, outputs, delta = network.loss(self.loss, X[batch], Y[batch],
+                                                      batch_weights, weight_sum)
             if not finite(batch_loss):
                 failed_at, loss_failed = begin, True
                 break
@@ -371,8 +444,13 @@ class Trainer:
             outputs_seen[begin:begin + count] = outputs[-1]
             loss_sum += batch_loss
             done += count
-        correct = n_correct(outputs_seen[:done], Y[rows[:done]]) if done else 0
-        return loss_sum, correct, done, failed_at, loss_failed
+            last = begin
+        correct = 0
+        if done:
+            kept = rows[:done]
+            correct = n_correct(outputs_seen[:done], Y[kept],
+                                None if weights is None else weights[kept])
+        return loss_sum, correct, done, last, failed_at, loss_failed
 
 
 def uses_blas(layout, rows):
@@ -396,27 +474,54 @@ def forward(params, layout, X, out, block_rows):
 
 
 @_quiet
-def evaluate(params, layout, loss, X, Y, block_rows):
-    """(sum over rows of the loss, number of rows classified correctly)."""
+def evaluate(params, layout, loss, X, Y, block_rows, sample_weight=None):
+    """(sum_i w_i l_i, sum_i w_i [row i classified correctly]); w_i = 1 without weights."""
     _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
     if Y.shape[0] != X.shape[0] or block_rows < 1:
         raise ValueError("X and Y must have the same number of rows, and block_rows >= 1")
-    network, total, correct = _Network(params, layout), 0.0, 0
+    _check_sample_weight(sample_weight, X.shape[0], params.dtype)
+    weights = None if sample_weight is None else _double(sample_weight)
+    network, total, correct = _Network(params, layout), 0.0, 0 if weights is None else 0.0
     for start in range(0, X.shape[0], block_rows):
-        stop = start + block_rows
-        block_loss, outputs, _ = network.loss(Loss(int(loss)), X[start:stop], Y[start:stop])
+        block = slice(start, start + block_rows)
+        block_weights = None if weights is None else weights[block]
+        block_loss, outputs, _ = network.loss(Loss(int(loss)), X[block], Y[block], block_weights)
         total += block_loss
-        correct += n_correct(outputs[-1], Y[start:stop])
+        correct += n_correct(outputs[-1], Y[block], block_weights)
     return total, correct
 
 
 @_quiet
-def loss_and_grad(params, layout, loss, X, Y, grad):
-    """grad = d(mean loss over the rows of X)/d params; returns that mean loss."""
+def loss_and_grad(params, layout, loss, X, Y, grad, sample_weight=None):
+    """grad = d(sum_i w_i l_i / sum_i w_i)/d params over the rows of X; returns that mean.
+
+    Without weights every w_i is 1 (the mean loss). The rows go through in
+    blocks (``block_rows``), as in the compiled kernel, so the memory stays
+    bounded for any number of rows; the gradient is summed over the blocks.
+    """
     _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
     if Y.shape[0] != X.shape[0] or X.shape[0] < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
-    network = _Network(params, layout)
-    total, outputs, delta = network.loss(Loss(int(loss)), X, Y)
-    backward_pass(network, outputs, delta, _Network(grad, layout))
-    return total / X.shape[0]
+    _check_sample_weight(sample_weight, X.shape[0], params.dtype)
+    weights = None if sample_weight is None else _double(sample_weight)
+    weight_sum = X.shape[0] if weights is None else float(weights.sum())
+    if not weight_sum > 0:
+        raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
+    rows = block_rows(layout, X.shape[0])
+    # One block writes its gradient into grad; more are summed there.
+    block_grad = grad if rows >= X.shape[0] else np.empty_like(grad)
+    network, gradient, total = _Network(params, layout), _Network(block_grad, layout), 0.0
+    if block_grad is not grad:
+        grad[...] = 0
+    for start in range(0, X.shape[0], rows):
+        block = slice(start, start + rows)
+        block_weights = None if weights is None else weights[block]
+        if block_weights is not None and not block_weights.any():
+            continue                  # rows of weight 0 count for nothing
+        block_loss, outputs, delta = network.loss(Loss(int(loss)), X[block], Y[block],
+                                                  block_weights, weight_sum)
+        backward_pass(network, outputs, delta, gradient)
+        if block_grad is not grad:
+            grad += block_grad
+        total += block_loss
+    return total / weight_sum
