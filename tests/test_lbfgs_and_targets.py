@@ -152,7 +152,7 @@ def test_one_dimensional_targets_that_cannot_be_labels_are_explained():
     ([1.0, -1.0, 1.0], ">= 0"),
     ([1.0, np.nan, 1.0], "sample_weight"),
     ([1.0, 1.0], r"shape \(3,\)"),
-    ([0.0, 0.0, 0.0], "positive sum"),
+    ([0.0, 0.0, 0.0], "every weight is zero"),
 ])
 def test_bad_sample_weights_are_named(bad, message):
     net = MLP([2, 3, 1])

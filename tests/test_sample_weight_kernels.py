@@ -445,11 +445,14 @@ def test_the_kernels_refuse_weights_that_do_not_fit(backend, make_data):
 def test_mlp_loss_and_grad_checks_the_weights(backend, make_data):
     X, Y = make_data(6, 4, 3)
     net = network(backend, np.float64, "sigmoid-mse")
-    cases = [([1, 1, 1, 1, 1], r"sample_weight must have shape \(6,\); got shape \(5,\)"),
-             ([1, 1, -1, 1, 1, 1], "sample_weight must be >= 0; its smallest entry is -1"),
+    cases = [([1, 1, 1, 1, 1], r"sample_weight must be a 1-D array of shape \(6,\), one "
+                                r"weight per sample; got shape \(5,\)"),
+             ([1, 1, -1, 1, 1, 1], "sample_weight must be >= 0; got a negative weight at "
+                                   "index 2"),
              ([1, 1, np.nan, 1, 1, 1], "sample_weight must contain only finite values"),
-             ([0, 0, 0, 0, 0, 0], "sample_weight sums to 0"),
-             ([[1] * 6], r"sample_weight must have shape \(6,\)")]
+             ([0, 0, 0, 0, 0, 0], "sample_weight must have a positive sum; every weight is "
+                                  "zero"),
+             ([[1] * 6], r"sample_weight must be a 1-D array of shape \(6,\)")]
     for weights, message in cases:
         with pytest.raises(ValueError, match=message):
             net.loss_and_grad(X, Y, weights)

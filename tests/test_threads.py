@@ -140,3 +140,122 @@ def test_leaving_removes_the_context_s_own_request():
     assert library.count == 1
     a.__exit__(None, None, None)
     assert library.count == 3 and blas.requests == []
+
+
+def _hold_in_thread(blas, n_threads, entered, release):
+    thread = threading.Thread(target=_hold, args=(blas, n_threads, entered, release))
+    thread.start()
+    assert entered.wait(10)
+    return thread
+
+
+def test_requests_for_no_count_from_two_threads_share_the_count():
+    # Two large fits (n_threads None) in two threads on a 2-thread BLAS: one
+    # BLAS thread each while both run, the count found for the one left.
+    library = FakeLibrary(2)
+    blas = _threads._BLASThreads([library])
+    entered = [threading.Event(), threading.Event()]
+    release = [threading.Event(), threading.Event()]
+    first = _hold_in_thread(blas, None, entered[0], release[0])
+    assert library.sets == []                         # alone: left as it is
+    second = _hold_in_thread(blas, None, entered[1], release[1])
+    assert library.count == 1
+    release[0].set()
+    first.join(10)
+    assert library.count == 2
+    release[1].set()
+    second.join(10)
+    assert library.sets == [1, 2] and blas.requests == []
+
+
+def test_a_request_for_a_count_runs_over_one_for_none_in_another_thread():
+    library = FakeLibrary(4)
+    blas = _threads._BLASThreads([library])
+    entered = [threading.Event(), threading.Event()]
+    release = [threading.Event(), threading.Event()]
+    counted = _hold_in_thread(blas, 1, entered[0], release[0])
+    unlimited = _hold_in_thread(blas, None, entered[1], release[1])
+    assert library.count == 1
+    release[0].set()
+    counted.join(10)
+    assert library.count == 4                         # the count found, for one thread
+    release[1].set()
+    unlimited.join(10)
+    assert library.sets == [1, 4] and blas.requests == []
+
+
+def test_nested_request_for_no_count_in_one_thread_keeps_the_outer_count():
+    library = FakeLibrary(3)
+    blas = _threads._BLASThreads([library])
+    with blas.limit(2):
+        with blas.limit(None):
+            assert library.count == 2
+        assert library.count == 2
+    assert library.count == 3 and library.sets == [2, 3]
+
+
+def _in_a_thread(function):
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(function())
+        except BaseException as error:       # noqa: BLE001  (re-raised below)
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+def test_a_limit_from_a_worker_thread_takes_effect_on_the_real_libraries(three_threads):
+    # threadpoolctl lets one thread at a time set OpenBLAS's count; the main
+    # thread has just set it (three_threads), and the worker's limit must
+    # still be applied, then the main thread's count restored.
+    def limited():
+        with _threads.blas_threads(1):
+            return [info["num_threads"] for info in threadpoolctl.threadpool_info()
+                    if info["user_api"] == "blas"]
+
+    assert set(_in_a_thread(limited)) == {1}
+    assert _threads.current_counts() == three_threads
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):   # the main thread again
+        assert set(_threads.current_counts()) == {2}
+    assert _threads.current_counts() == three_threads
+
+
+def test_two_fits_in_two_threads_run_one_blas_thread_each_with_the_same_results(
+        three_threads, backend, make_data):
+    # 784-256-10 at batch 64: products large enough that n_threads=None
+    # leaves BLAS alone in one fit; two such fits at once share its count.
+    X, Y = make_data(128, 784, 10, kind="onehot")
+    serial = []
+    for seed in (0, 1):
+        net = MLP([784, 256, 10], seed=seed, backend=backend)
+        net.fit(X, Y, epochs=2, batch_size=64, learning_rate=0.05)
+        serial.append(net.params)
+    both_running = threading.Barrier(2, timeout=60)
+    during = [[], []]
+    networks = [MLP([784, 256, 10], seed=seed, backend=backend) for seed in (0, 1)]
+
+    def fit(index):
+        def record(epoch, history):
+            if epoch == 1:
+                both_running.wait()
+                during[index].append(_threads.current_counts())
+                both_running.wait()          # neither leaves before both have looked
+        networks[index].fit(X, Y, epochs=2, batch_size=64, learning_rate=0.05,
+                            callback=record)
+
+    threads = [threading.Thread(target=fit, args=(index,)) for index in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert during == [[[1] * len(three_threads)]] * 2        # 3 threads // 2 fits
+    assert _threads.current_counts() == three_threads
+    for net, alone in zip(networks, serial):
+        np.testing.assert_allclose(net.params, alone, rtol=1e-12, atol=1e-14)

@@ -205,7 +205,7 @@ def as_sample_weight(sample_weight, name, dtype, n_rows):
         raise ValueError(f"{name} must be >= 0; got a negative weight at index "
                          f"{int(np.argmax(converted < 0))}")
     if not converted.sum(dtype=np.float64) > 0:
-        raise ValueError(f"{name} must have a positive sum; every weight is 0")
+        raise ValueError(f"{name} must have a positive sum; every weight is zero")
     return converted
 
 
