@@ -2,7 +2,8 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/threaded_search.py \
         [--quick] [--repeat 3] [--workloads digits iris large] \
-        [--implementations "cymlp cython" "cymlp numpy" scikit-learn] [--profile]
+        [--implementations "cymlp cython" "cymlp numpy" scikit-learn] [--profile] \
+        [--switch-interval 0.0005]
 
 The same search runs sequentially (``n_jobs=1``) and in two worker threads
 (``n_jobs=2`` inside ``joblib.parallel_config(backend="threading")``), for
@@ -29,13 +30,18 @@ user's session would have it; the libraries and the kernels they run are
 printed (threadpoolctl), with their thread counts. ``cpu/wall`` is the
 process CPU time over the wall time of the search: about 1 for a search on
 one core, about 2 for one on both (where ``n_jobs=1`` is above 1, BLAS's own
-threads are already using the second core). ``same`` says whether both runs
+threads are using the second core: working, or, for about 0.1 s after each
+call that woke them, OpenBLAS's idle workers spinning). ``same`` says whether both runs
 gave the same ``cv_results_`` scores (they must: results never depend on the
 thread count).
 
 ``--profile`` times, for cymlp's searches, the share of each fit spent
 inside the backend's ``Trainer.run`` (the GIL released on the compiled
-backend) and the wall time of the rest, per thread.
+backend) and the wall time of the rest, per thread. ``--switch-interval``
+sets ``sys.setswitchinterval``: if a shorter one changed the n_jobs=2
+times, threads back from a kernel call would be waiting out the other's
+Python work for the GIL (on the 2-core development machine it does not:
+the Python work between kernel calls is short, and contended as it is).
 
 A measurement, never a pass/fail test; ``benchmarks/test_threaded_search.py``
 runs the quick searches under pytest-benchmark.

@@ -520,7 +520,7 @@ class LossAndGrad:
             penalised = net._params.astype(np.float64)
             if self.mask is not None:
                 penalised *= self.mask
-            value += 0.5 * self.l2 * float(np.dot(penalised, penalised))
+            value += 0.5 * self.l2 * float(np.einsum("i,i->", penalised, penalised))
             gradient += self.l2 * penalised
         if not (math.isfinite(value) and np.isfinite(gradient).all()):
             return math.inf, np.zeros_like(gradient)
@@ -536,7 +536,7 @@ def run_lbfgs(net, objective, max_iter, max_fun, tol, history_size=10, callback=
     left at the result (on Ctrl-C: at the last completed iterate). Returns
     SciPy's ``OptimizeResult``.
     """
-    from scipy.optimize import minimize   # only for L-BFGS fits: a SciPy import less
+    from scipy.optimize import minimize  # only for L-BFGS fits: a SciPy import less
 
     last = _Snapshot(net)
 

@@ -61,8 +61,8 @@ except ImportError:  # scikit-learn < 1.6
 
 from . import _training
 from ._codes import classify
-from ._params import layer_views
 from ._network import MLP
+from ._params import layer_views
 from ._training import TrainingDiverged
 from ._validation import (
     as_array,
@@ -581,7 +581,10 @@ class _BaseMLP(BaseEstimator):
         """
         if not params.alpha:
             return 0.0
-        squares = sum(float(np.dot(w.reshape(-1), w.reshape(-1))) for w in self.net_.weights)
+        # einsum, not np.dot: BLAS's dot may sum in another order on another
+        # thread count (and would wake NumPy's BLAS threads besides).
+        squares = sum(float(np.einsum("i,i->", w.reshape(-1), w.reshape(-1)))
+                      for w in self.net_.weights)
         return 0.5 * params.alpha * squares * n_batches / total_weight
 
     def _run_epochs(self, data, params, incremental):
@@ -804,7 +807,9 @@ default="relu"
     solver : {"adam", "sgd"}, default="adam"
         ``"adam"``: Adam as ``torch.optim.Adam``; ``"sgd"``: SGD with
         ``momentum``/``nesterovs_momentum`` (scikit-learn's update).
-        ``"lbfgs"`` is not supported.
+        ``"lbfgs"``: SciPy's L-BFGS-B on scikit-learn's objective, one kernel
+        call per evaluation (``max_iter`` iterations, ``max_fun``
+        evaluations at most).
     alpha : float, default=0.0001
         L2 penalty. The gradient gets ``alpha * W / batch_size`` as in
         scikit-learn (cymlp's ``weight_decay``), applied to the biases too.
@@ -812,10 +817,22 @@ default="relu"
         Rows per update; "auto" is ``min(200, n_samples)``. Larger values are
         clipped to the number of samples, with a warning.
     learning_rate_init : float, default=0.001
-        Step size (constant; scikit-learn's ``learning_rate`` schedules are not
-        available).
+        Step size (the first epoch's, for ``learning_rate`` "invscaling" and
+        "adaptive").
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        SGD's schedule, scikit-learn's rules: "invscaling" sets
+        ``learning_rate_init / (t_ + 1) ** power_t`` after each epoch,
+        "adaptive" divides the rate by 5 after ``n_iter_no_change`` epochs
+        without an improvement of ``tol`` (stopping below 1e-6).
+    power_t : float, default=0.5
+        Exponent of "invscaling".
+    max_fun : int, default=15000
+        lbfgs: evaluations of the loss and gradient at most.
+    restore_best_weights : bool, default=True
+        With ``early_stopping``: keep the best epoch's weights (scikit-learn's
+        behaviour); False keeps the last epoch's.
     max_iter : int, default=200
-        Epochs at most (per ``fit`` call).
+        Epochs at most (per ``fit`` call; lbfgs: iterations).
     shuffle : bool, default=True
         Shuffle the rows every epoch.
     random_state : int, RandomState instance or None, default=None
@@ -905,8 +922,10 @@ _COMMON_NOTES = """
       epoch.
     - After a warm start with ``early_stopping=True`` the best epoch's weights
       are restored; scikit-learn may keep the last epoch's.
-    - No ``lbfgs`` solver, ``learning_rate`` schedule, ``power_t``,
-      ``max_fun``, ``sample_weight`` or sparse input.
+    - With ``sample_weight``, ``alpha`` is divided by the mean batch
+      weight (scikit-learn: by each batch's), and ``loss_curve_`` is the
+      epoch's weighted mean loss.
+    - No sparse input yet.
     - Training that diverges raises a ``ValueError`` at once.
 """
 
