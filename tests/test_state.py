@@ -183,7 +183,7 @@ def test_optimizer_objects_equal_their_names(backend, make_data):
     (dict(optimizer="sgd", betas=(0.9, 0.99)), ValueError, r"^betas and eps are Adam options"),
     (dict(optimizer="adam", momentum=0.9), ValueError, r"^momentum and nesterov are SGD"),
     (dict(optimizer="sgd", learning_rate=0.0), ValueError, r"^learning_rate must be"),
-    (dict(optimizer=3), TypeError, r"^optimizer must be 'sgd', 'adam' or a cymlp.optim"),
+    (dict(optimizer=3), TypeError, r"^optimizer must be 'sgd', 'adam', 'lbfgs' or a cymlp.optim"),
 ])
 def test_bad_optimizer_arguments_name_the_argument(backend, make_data, options, error, pattern):
     X, Y = make_data(5, 3, 2)

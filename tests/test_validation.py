@@ -116,6 +116,8 @@ def test_bad_Y(backend, case, method):
     X, Y = good_data()
     if name in ("too-many-columns", "too-few-columns"):
         pattern = r"outputs \(columns\)"
+    if name == "1-D":   # targets: a hint on labels, not on single samples
+        pattern = r"must be a 2-D array.*got a 1-D array.*output_activation='softmax'"
     if name == "ragged":
         bad_Y = [[0.0, 1.0], [1.0]]
     else:

@@ -216,10 +216,13 @@ def as_targets(Y, name, dtype, n_outputs, output_activation):
     output, and as integer class labels ``0..n_outputs-1`` (one-hot encoded
     here) when its output is softmax; anything else must be 2-D.
     """
-    if isinstance(Y, (str, bytes)) or np.ndim(Y) != 1:
+    if isinstance(Y, (str, bytes)):
+        return as_matrix(Y, name, dtype, n_outputs, "outputs")
+    Y = _real_array(Y, name)   # ragged lists and non-numbers: its messages
+    if Y.ndim != 1:
         return as_matrix(Y, name, dtype, n_outputs, "outputs")
     if n_outputs == 1:
-        return as_matrix(np.asarray(Y).reshape(-1, 1), name, dtype, 1, "outputs")
+        return as_matrix(Y.reshape(-1, 1), name, dtype, 1, "outputs")
     if output_activation != "softmax":
         raise ValueError(
             f"{name} must be a 2-D array of shape (n_samples, {n_outputs}) for this network of "
