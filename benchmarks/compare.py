@@ -159,19 +159,20 @@ def cpu_model():
 
 
 def blas_summary():
-    """The BLAS libraries and the kernels they run (threadpoolctl), for the record."""
+    """The BLAS libraries, the kernels they run and their thread counts (threadpoolctl)."""
     try:
         import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS too)
         from threadpoolctl import threadpool_info
     except ImportError:
         return "BLAS: threadpoolctl is not installed"
     lines = [f"BLAS: {info.get('internal_api')} {info.get('version')} "
-             f"({info.get('architecture', '?')} kernels, {info.get('threading_layer', '?')}) "
-             f"{os.path.basename(info.get('filepath', ''))}"
+             f"({info.get('architecture', '?')} kernels, {info.get('threading_layer', '?')}, "
+             f"{info.get('num_threads')} threads) {os.path.basename(info.get('filepath', ''))}"
              for info in threadpool_info() if info.get("user_api") == "blas"]
-    coretype = os.environ.get("OPENBLAS_CORETYPE")
-    if coretype:
-        lines.append(f"OPENBLAS_CORETYPE={coretype} is set: OpenBLAS is held to those kernels")
+    for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                     "OMP_NUM_THREADS"):
+        if os.environ.get(variable):
+            lines.append(f"{variable}={os.environ[variable]} is set")
     return "\n".join(lines)
 
 

@@ -153,24 +153,6 @@ def compare(implementation, name, repeat, quick):
             "same": bool(np.array_equal(scores[1], scores[2]))}
 
 
-def blas_summary():
-    """The BLAS libraries, the kernels they run and their thread counts (threadpoolctl)."""
-    try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads SciPy's BLAS, cymlp's, too)
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "BLAS: threadpoolctl is not installed"
-    lines = [f"BLAS: {info.get('internal_api')} {info.get('version')} "
-             f"({info.get('architecture', '?')} kernels, {info.get('threading_layer', '?')}, "
-             f"{info.get('num_threads')} threads) {os.path.basename(info.get('filepath', ''))}"
-             for info in threadpool_info() if info.get("user_api") == "blas"]
-    for variable in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                     "OMP_NUM_THREADS"):
-        if os.environ.get(variable):
-            lines.append(f"{variable}={os.environ[variable]} is set")
-    return "\n".join(lines)
-
-
 def load_average():
     """The machine's 1-minute load average, to tell a quiet run from a shared one."""
     try:
@@ -243,6 +225,9 @@ def main(argv=None):
                        if not name.startswith("cymlp ")
                        or name.split()[1] in cymlp.available_backends()]
     print("command: " + " ".join(shlex.quote(word) for word in [sys.executable] + sys.argv))
+    sys.path.insert(0, HERE)
+    from compare import blas_summary  # the one BLAS report of the benchmarks
+
     print(blas_summary())
     print(f"cymlp {cymlp.__version__}, scikit-learn {sklearn.__version__}, joblib "
           f"{joblib.__version__}, numpy {np.__version__}; {os.cpu_count()} cores; "

@@ -577,6 +577,10 @@ def fit_lbfgs(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None,
     val_weights = {} if val_weight is None else {"sample_weight": val_weight}
     total = X.shape[0] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
     rows = block_rows(net._layout, X.shape[0])
+    if X_val is not None:
+        val_rows = block_rows(net._layout, X_val.shape[0])
+        val_total = (X_val.shape[0] if val_weight is None
+                     else float(val_weight.sum(dtype=np.float64)))
 
     def record(x):
         loss_sum, correct = net._kernels.evaluate(net._params, net._layout, net._loss_code,
@@ -585,11 +589,8 @@ def fit_lbfgs(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None,
         history.accuracy.append(correct / total)
         history.learning_rate.append(math.nan)
         if X_val is not None:
-            val_rows = block_rows(net._layout, X_val.shape[0])
             val_sum, val_correct = net._kernels.evaluate(
                 net._params, net._layout, net._loss_code, X_val, Y_val, val_rows, **val_weights)
-            val_total = (X_val.shape[0] if val_weight is None
-                         else float(val_weight.sum(dtype=np.float64)))
             history.val_loss.append(val_sum / val_total)
             history.val_accuracy.append(val_correct / val_total)
         if _record_best(history, best, settings, history.epochs - 1):

@@ -413,23 +413,16 @@ class _BaseMLP(BaseEstimator):
 
     def _sample_weight(self, sample_weight, targets, params, n_rows, dtype, incremental):
         """``sample_weight`` checked, times the class weights; None when neither is given."""
-        weight = None
-        if sample_weight is not None:
-            # Checked as given (scikit-learn's checks expect a ValueError for a
-            # wrong shape), then in cymlp's terms: finite, >= 0, a positive sum.
-            weight = np.asarray(sample_weight)
-            if weight.ndim == 0:
-                weight = np.full(n_rows, weight)
+        weight = as_sample_weight(sample_weight, "sample_weight", dtype, n_rows)
         if params.class_weight is not None:
             if incremental and isinstance(params.class_weight, str):
                 raise ValueError("class_weight='balanced' is not supported for partial_fit "
                                  "(the class frequencies of one call are not the data's); "
                                  "pass class_weight as a dict computed on all the data")
             class_weight = compute_sample_weight(params.class_weight, targets.y)
-            weight = class_weight if weight is None else (
-                np.asarray(weight, dtype=np.float64) * class_weight
-                if np.shape(weight) == class_weight.shape else weight)
-        return as_sample_weight(weight, "sample_weight", dtype, n_rows)
+            weight = as_sample_weight(class_weight if weight is None else weight * class_weight,
+                                      "sample_weight", dtype, n_rows)
+        return weight
 
     def _set_network(self, net, out_activation, params):
         """Fitted attributes of a new network, and the convergence records reset."""
