@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike  # typing.get_type_hints resolves these
 
-from . import _params
+from . import _params, _sparse
 from ._backend import resolve_backend
 from ._codes import (
     ACTIVATIONS,
@@ -317,8 +317,10 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Inputs, one row per sample.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Inputs, one row per sample. A ``scipy.sparse`` matrix (any
+            format) is converted once to CSR rows and read in place by the
+            kernels, never densified.
         Y : array-like of shape (n_samples, n_outputs) or (n_samples,)
             Targets: one-hot (or probability) rows for classification, 0/1
             for a single sigmoid output, real values for regression. 1-D:
@@ -475,7 +477,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), optional
             Finite weights >= 0, not all 0; None weighs every row 1.
@@ -491,10 +493,10 @@ class MLP:
             raise ValueError("X must have at least one row")
         sample_weight = as_sample_weight(sample_weight, "sample_weight", self.dtype, X.shape[0])
         grad = np.empty_like(self._params)
-        rows = _params.block_rows(self._layout, X.shape[0])
+        rows = _sparse.inference_rows(self._layout, X)
         with blas_threads_for(self._layout, rows, self.n_threads, self._kernels):
-            loss = self._kernels.loss_and_grad(self._params, self._layout, self._loss_code, X,
-                                               Y, grad, sample_weight)
+            loss = _sparse.loss_and_grad(self._kernels, self._params, self._layout,
+                                         self._loss_code, X, Y, grad, sample_weight)
         return loss, grad
 
     # ------------------------------------------------------------ state
@@ -661,7 +663,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -670,9 +672,9 @@ class MLP:
         """
         X = self._check_inputs(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        rows = _params.block_rows(self._layout, X.shape[0])
+        rows = _sparse.inference_rows(self._layout, X)
         with blas_threads_for(self._layout, rows, self.n_threads, self._kernels):
-            self._kernels.forward(self._params, self._layout, X, out, rows)
+            _sparse.forward(self._kernels, self._params, self._layout, X, out, rows)
         return out
 
     def classify(self, X: ArrayLike) -> np.ndarray:
@@ -680,7 +682,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -694,7 +696,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
 
         Returns
@@ -709,7 +711,7 @@ class MLP:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         Y : array-like of shape (n_samples, n_outputs)
             One-hot (or probability) rows; with one output, 0/1 targets
             compared with outputs thresholded at 0.5.
@@ -724,14 +726,16 @@ class MLP:
 
     def _evaluate(self, X, Y):
         X, Y = self._check_data(X, Y)
-        rows = _params.block_rows(self._layout, X.shape[0])
+        rows = _sparse.inference_rows(self._layout, X)
         with blas_threads_for(self._layout, rows, self.n_threads, self._kernels):
-            return self._kernels.evaluate(self._params, self._layout, self._loss_code, X, Y,
-                                          rows)
+            return _sparse.evaluate(self._kernels, self._params, self._layout, self._loss_code,
+                                    X, Y, rows)
 
     # ------------------------------------------------------------ helpers
 
     def _check_inputs(self, X, name="X"):
+        if _sparse.is_sparse(X) or isinstance(X, _sparse.CSRRows):
+            return _sparse.as_csr_rows(X, name, self.dtype, self.layer_sizes[0], "features")
         return as_matrix(X, name, self.dtype, self.layer_sizes[0], "features")
 
     def _check_data(self, X, Y):

@@ -23,7 +23,8 @@ from scipy.special import expit
 from ._codes import LEAKY_SLOPE, Activation, Loss, Optimizer
 from ._params import B_OFFSET, N_IN, N_OUT, W_OFFSET, block_rows, layer_views
 
-__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad", "uses_blas"]
+__all__ = ["Trainer", "evaluate", "evaluate_csr", "forward", "forward_csr", "loss_and_grad",
+           "loss_and_grad_csr", "uses_blas"]
 
 # Overflow to inf or NaN is detected and reported by the caller (divergence),
 # as in the compiled kernels, so NumPy's floating-point warnings stay off.
@@ -151,10 +152,17 @@ def forward_pass(weights, biases, activations, x):
 
 
 def backward_pass(network, outputs, delta, gradient):
-    """Write into ``gradient`` (a ``_Network`` over the gradient vector) dLoss/dW, dLoss/db."""
+    """Write into ``gradient`` (a ``_Network`` over the gradient vector) dLoss/dW, dLoss/db.
+
+    The input rows ``outputs[0]`` may be a scipy.sparse matrix: the first
+    layer's ``x.T @ delta`` is then a sparse product.
+    """
     for layer in range(len(network.weights) - 1, -1, -1):
         a_prev = outputs[layer]
-        np.dot(a_prev.T, delta, out=gradient.weights[layer])
+        if isinstance(a_prev, np.ndarray):
+            np.dot(a_prev.T, delta, out=gradient.weights[layer])
+        else:
+            gradient.weights[layer][...] = a_prev.T @ delta
         if network.biases:
             np.add.reduce(delta, axis=0, out=gradient.biases[layer])
         if layer > 0:
@@ -283,6 +291,8 @@ class Trainer:
     @_quiet
     def __init__(self, params, layout, loss, X, Y, batch_size, optimizer, state, step,
                  sample_weight=None):
+        if hasattr(X, "indptr"):   # CSRRows: read as a scipy matrix, its rows sliced per batch
+            X = _csr_matrix(params, layout, X.data, X.indices, X.indptr)
         _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
         if batch_size < 1 or Y.shape[0] != X.shape[0] or state.shape != (2, params.shape[0]):
             raise ValueError("batch_size, X, Y or state do not match params")
@@ -372,8 +382,12 @@ class Trainer:
         """(sum_i w_i l_i, sum_i w_i [row i correct]) of the network now on ``(X, Y)``.
 
         Without weights (every w_i 1): the summed loss and the number of rows
-        classified correctly.
+        classified correctly. ``X`` may be ``CSRRows``.
         """
+        if hasattr(X, "indptr"):
+            return evaluate_csr(self.params, self.layout, self.loss, X.data, X.indices,
+                                X.indptr, Y, block_rows(self.layout, X.shape[0], sparse=True),
+                                sample_weight)
         return evaluate(self.params, self.layout, self.loss, X, Y,
                         block_rows(self.layout, X.shape[0]), sample_weight)
 
@@ -499,6 +513,11 @@ def loss_and_grad(params, layout, loss, X, Y, grad, sample_weight=None):
     blocks (``block_rows``), as in the compiled kernel, so the memory stays
     bounded for any number of rows; the gradient is summed over the blocks.
     """
+    return _loss_and_grad(params, layout, loss, X, Y, grad, sample_weight)
+
+
+@_quiet
+def _loss_and_grad(params, layout, loss, X, Y, grad, sample_weight, sparse=False):
     _check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
     if Y.shape[0] != X.shape[0] or X.shape[0] < 1 or grad.shape[0] != params.shape[0]:
         raise ValueError("X, Y and grad do not match")
@@ -507,7 +526,7 @@ def loss_and_grad(params, layout, loss, X, Y, grad, sample_weight=None):
     weight_sum = X.shape[0] if weights is None else float(weights.sum())
     if not weight_sum > 0:
         raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
-    rows = block_rows(layout, X.shape[0])
+    rows = block_rows(layout, X.shape[0], sparse=sparse)
     # One block writes its gradient into grad; more are summed there.
     block_grad = grad if rows >= X.shape[0] else np.empty_like(grad)
     network, gradient, total = _Network(params, layout), _Network(block_grad, layout), 0.0
@@ -525,3 +544,50 @@ def loss_and_grad(params, layout, loss, X, Y, grad, sample_weight=None):
             grad += block_grad
         total += block_loss
     return total / weight_sum
+
+
+# ---------------------------------------------------------------- sparse inputs
+
+def _csr_matrix(params, layout, data, indices, indptr):
+    """The CSR rows ``(data, indices, indptr)`` as a scipy matrix, after the kernels' checks.
+
+    Row ``i`` holds ``data[indptr[i]:indptr[i + 1]]`` in the columns
+    ``indices[...]`` of the same range; there are ``layout[0, N_IN]``
+    columns. A column stored twice in a row counts twice (scipy's rule).
+    """
+    from scipy.sparse import csr_matrix
+    n_features = int(layout[0, N_IN])
+    for name, array, dtype in (("data", data, params.dtype), ("indices", indices, np.intp),
+                               ("indptr", indptr, np.intp)):
+        if (getattr(array, "dtype", None) != dtype or array.ndim != 1
+                or not array.flags.c_contiguous):
+            raise ValueError(f"{name} must be a C-contiguous 1-D {np.dtype(dtype)} array")
+    if indptr.shape[0] < 1 or indptr[0] != 0 or np.any(indptr[1:] < indptr[:-1]):
+        raise ValueError("indptr must start at 0 and never decrease")
+    if indptr[-1] != indices.shape[0] or indices.shape[0] != data.shape[0]:
+        raise ValueError("indptr[-1], len(indices) and len(data) must be equal")
+    if indices.shape[0] and (indices.min() < 0 or indices.max() >= n_features):
+        raise ValueError(f"indices must lie in 0..{n_features - 1}")
+    return csr_matrix((data, indices, indptr), shape=(indptr.shape[0] - 1, n_features),
+                      copy=False)
+
+
+def forward_csr(params, layout, data, indices, indptr, out, block_rows):
+    """``forward`` on the CSR rows ``(data, indices, indptr)``."""
+    forward(params, layout, _csr_matrix(params, layout, data, indices, indptr), out,
+            block_rows)
+
+
+def evaluate_csr(params, layout, loss, data, indices, indptr, Y, block_rows,
+                 sample_weight=None):
+    """``evaluate`` on the CSR rows ``(data, indices, indptr)``."""
+    return evaluate(params, layout, loss, _csr_matrix(params, layout, data, indices, indptr),
+                    Y, block_rows, sample_weight)
+
+
+def loss_and_grad_csr(params, layout, loss, data, indices, indptr, Y, grad,
+                      sample_weight=None):
+    """``loss_and_grad`` on the CSR rows ``(data, indices, indptr)``."""
+    return _loss_and_grad(params, layout, loss,
+                          _csr_matrix(params, layout, data, indices, indptr), Y, grad,
+                          sample_weight, sparse=True)

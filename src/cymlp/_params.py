@@ -80,7 +80,12 @@ def layer_views(params, layout):
 INFERENCE_BLOCK_ELEMENTS = 1 << 19
 
 
-def block_rows(layout, n_rows):
-    """Rows per block for inference on ``n_rows`` rows (both backends use it)."""
-    width = int(layout[0, N_IN] + layout[:, N_OUT].sum() + 3 * layout[:, N_OUT].max())
+def block_rows(layout, n_rows, sparse=False):
+    """Rows per block for inference on ``n_rows`` rows (both backends use it).
+
+    With ``sparse`` inputs the workspace holds no copy of the input rows
+    (the kernels read them in place), so only the layers' widths count.
+    """
+    width = int(0 if sparse else layout[0, N_IN])
+    width += int(layout[:, N_OUT].sum() + 3 * layout[:, N_OUT].max())
     return max(1, min(int(n_rows), INFERENCE_BLOCK_ELEMENTS // width))

@@ -9,6 +9,7 @@ place, in the order the epoch's shuffle gives.
 
 import numpy as np
 
+from ._params import block_rows
 from ._validation import all_finite
 
 
@@ -54,6 +55,13 @@ class CSRRows:
     @property
     def nbytes(self):
         return self.data.nbytes + self.indices.nbytes + self.indptr.nbytes
+
+    def __getitem__(self, rows):
+        """``X[rows]`` for an integer index array or a boolean mask: new ``CSRRows``."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return self.take(rows)
 
     def take(self, rows):
         """The rows ``rows`` (an integer index array) as new ``CSRRows``."""
@@ -130,8 +138,38 @@ def as_csr_rows(X, name, dtype, n_columns=None, what="features"):
     return CSRRows(data, indices, indptr, shape)
 
 
-def take_rows(X, rows):
-    """``X[rows]`` for a dense array or ``CSRRows``."""
+def largest_magnitude(X):
+    """max |x| over the entries of a dense array or ``CSRRows`` (0 when none is stored)."""
+    values = X.data if isinstance(X, CSRRows) else X
+    return float(np.abs(values).max()) if values.size else 0.0
+
+
+# The kernels take a sparse X as its three arrays (``forward_csr`` and the
+# others); these choose the dense or the sparse kernel, once for every caller.
+
+def inference_rows(layout, X):
+    """Rows per block of inference on ``X``: no input slot in the workspace when sparse."""
+    return block_rows(layout, X.shape[0], sparse=isinstance(X, CSRRows))
+
+
+def forward(kernels, params, layout, X, out, rows):
+    """``kernels.forward`` on a dense X, ``kernels.forward_csr`` on ``CSRRows``."""
     if isinstance(X, CSRRows):
-        return X.take(rows)
-    return np.ascontiguousarray(X[rows])
+        return kernels.forward_csr(params, layout, X.data, X.indices, X.indptr, out, rows)
+    return kernels.forward(params, layout, X, out, rows)
+
+
+def evaluate(kernels, params, layout, loss, X, Y, rows, sample_weight=None):
+    """``kernels.evaluate`` on a dense X, ``kernels.evaluate_csr`` on ``CSRRows``."""
+    if isinstance(X, CSRRows):
+        return kernels.evaluate_csr(params, layout, loss, X.data, X.indices, X.indptr, Y,
+                                    rows, sample_weight)
+    return kernels.evaluate(params, layout, loss, X, Y, rows, sample_weight)
+
+
+def loss_and_grad(kernels, params, layout, loss, X, Y, grad, sample_weight=None):
+    """``kernels.loss_and_grad`` on a dense X, ``kernels.loss_and_grad_csr`` on ``CSRRows``."""
+    if isinstance(X, CSRRows):
+        return kernels.loss_and_grad_csr(params, layout, loss, X.data, X.indices, X.indptr,
+                                         Y, grad, sample_weight)
+    return kernels.loss_and_grad(params, layout, loss, X, Y, grad, sample_weight)

@@ -23,7 +23,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ._params import N_OUT, block_rows, layer_views
+from . import _sparse
+from ._params import N_OUT, layer_views
 from ._threads import blas_threads, blas_threads_for, reaches_blas, threads_for
 
 # Time per trainer call: short enough that Ctrl-C and progress come back
@@ -339,7 +340,7 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None, val_we
 def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, epoch_start,
                 val_weight=None):
     if X_val is not None:   # the evaluation's products, in blocks of rows
-        rows = block_rows(net._layout, X_val.shape[0])
+        rows = _sparse.inference_rows(net._layout, X_val)
         validation_threads = (threads_for(net._layout, rows, net.n_threads),
                               reaches_blas(net._layout, rows, net._kernels))
     for epoch in range(settings.epochs):
@@ -421,7 +422,7 @@ class OutputCheck:
         self.net, self.X, self.Y = net, X, Y
         target_magnitude = float(np.abs(Y).max()) if Y.size else 0.0
         self.safe = 1e-3 * math.sqrt(float(np.finfo(net.dtype).max)) / (1 + target_magnitude)
-        self.input_magnitude = float(np.abs(X).max()) if X.size else 0.0
+        self.input_magnitude = _sparse.largest_magnitude(X)
         # |params| goes here; the layers' views of it are cut the way the
         # network's weights and biases are cut from params.
         self.magnitudes = np.empty_like(net._params)
@@ -437,10 +438,10 @@ class OutputCheck:
         if self.output_bound() < self.safe:
             return
         net, X = self.net, self.X
-        rows = block_rows(net._layout, X.shape[0])
+        rows = _sparse.inference_rows(net._layout, X)
         with blas_threads_for(net._layout, rows, net.n_threads, net._kernels):
-            loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code, X,
-                                                self.Y, rows)
+            loss_sum, _ = _sparse.evaluate(net._kernels, net._params, net._layout,
+                                           net._loss_code, X, self.Y, rows)
         if _finite(net, loss_sum):
             return
         epoch_start.restore()
@@ -510,8 +511,8 @@ class LossAndGrad:
     def __call__(self, x):
         net = self.net
         net._params[...] = x
-        loss = net._kernels.loss_and_grad(net._params, net._layout, net._loss_code, self.X,
-                                          self.Y, self.grad, **self.weights)
+        loss = _sparse.loss_and_grad(net._kernels, net._params, net._layout, net._loss_code,
+                                     self.X, self.Y, self.grad, **self.weights)
         self.evaluations += 1
         gradient = self.grad.astype(np.float64)
         gradient *= self.scale
@@ -576,21 +577,22 @@ def fit_lbfgs(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None,
     weights = {} if sample_weight is None else {"sample_weight": sample_weight}
     val_weights = {} if val_weight is None else {"sample_weight": val_weight}
     total = X.shape[0] if sample_weight is None else float(sample_weight.sum(dtype=np.float64))
-    rows = block_rows(net._layout, X.shape[0])
+    rows = _sparse.inference_rows(net._layout, X)
     if X_val is not None:
-        val_rows = block_rows(net._layout, X_val.shape[0])
+        val_rows = _sparse.inference_rows(net._layout, X_val)
         val_total = (X_val.shape[0] if val_weight is None
                      else float(val_weight.sum(dtype=np.float64)))
 
     def record(x):
-        loss_sum, correct = net._kernels.evaluate(net._params, net._layout, net._loss_code,
-                                                  X, Y, rows, **weights)
+        loss_sum, correct = _sparse.evaluate(net._kernels, net._params, net._layout,
+                                             net._loss_code, X, Y, rows, **weights)
         history.loss.append(loss_sum / total)
         history.accuracy.append(correct / total)
         history.learning_rate.append(math.nan)
         if X_val is not None:
-            val_sum, val_correct = net._kernels.evaluate(
-                net._params, net._layout, net._loss_code, X_val, Y_val, val_rows, **val_weights)
+            val_sum, val_correct = _sparse.evaluate(
+                net._kernels, net._params, net._layout, net._loss_code, X_val, Y_val, val_rows,
+                **val_weights)
             history.val_loss.append(val_sum / val_total)
             history.val_accuracy.append(val_correct / val_total)
         if _record_best(history, best, settings, history.epochs - 1):
@@ -603,7 +605,8 @@ def fit_lbfgs(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None,
     finally:
         if best is not None and history.best_epoch is not None:
             best.restore()
-    loss_sum, _ = net._kernels.evaluate(net._params, net._layout, net._loss_code, X, Y, rows)
+    loss_sum, _ = _sparse.evaluate(net._kernels, net._params, net._layout, net._loss_code, X, Y,
+                                   rows)
     if not (_finite(net, loss_sum) and np.isfinite(net._params).all()):
         start.restore()
         history._drop_from(0)

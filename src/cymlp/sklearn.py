@@ -63,6 +63,7 @@ from . import _training
 from ._codes import classify
 from ._network import MLP
 from ._params import layer_views
+from ._sparse import as_csr_rows
 from ._training import TrainingDiverged
 from ._validation import (
     as_array,
@@ -363,10 +364,11 @@ class _BaseMLP(BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         first_pass = not hasattr(self, "net_") or (not params.warm_start and not incremental)
         X, y = _validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
+                              accept_sparse=True,
                               y_numeric=self._estimator_kind == "regressor", reset=first_pass)
         targets = self._encode_targets(y, params, first_pass, incremental, classes)
         dtype = (params.dtype or X.dtype.type) if first_pass else self.net_.dtype
-        X = as_matrix(X, "X", dtype, what="features")
+        X = _features(X, dtype)
         Y = as_matrix(targets.Y, "y", dtype, what="outputs")
         sample_weight = self._sample_weight(sample_weight, targets, params, X.shape[0], dtype,
                                             incremental)
@@ -754,11 +756,17 @@ class _BaseMLP(BaseEstimator):
     def _outputs(self, X):
         """Network outputs for validated X, in the network's dtype."""
         check_is_fitted(self)
-        X = _validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        return self.net_.predict(np.ascontiguousarray(X, dtype=self.net_.dtype))
+        X = _validate_data(self, X, dtype=(np.float64, np.float32), accept_sparse=True,
+                           reset=False)
+        return self.net_.predict(_features(X, self.net_.dtype))
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True   # read in place by the kernels, never densified
+        return tags
 
     @property
     def coefs_(self) -> _LayerArrays:
@@ -918,10 +926,16 @@ _COMMON_NOTES = """
     - With ``sample_weight``, ``alpha`` is divided by the mean batch
       weight (scikit-learn: by each batch's), and ``loss_curve_`` is the
       epoch's weighted mean loss.
-    - No sparse input yet.
     - Training that diverges raises a ``ValueError`` at once.
 """
 
+
+
+def _features(X, dtype):
+    """Validated X as the network reads it: dense C-contiguous, or CSR rows (any sparse format)."""
+    if issparse(X):
+        return as_csr_rows(X, "X", dtype, what="features")
+    return as_matrix(X, "X", dtype, what="features")
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -1023,7 +1037,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Class labels (or indicator matrix).
@@ -1136,7 +1150,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -1150,7 +1164,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -1168,7 +1182,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -1291,7 +1305,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
