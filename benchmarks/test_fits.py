@@ -55,3 +55,23 @@ def test_lbfgs_fit(benchmark, dataset, implementation):
     benchmark.extra_info["iterations"] = model.n_iter_
     benchmark.extra_info["accuracy"] = model.score(X_test, y_test)
     assert model.score(X_test, y_test) > 0.9
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("workload", ["text", "wide"])
+def test_sparse_fit(benchmark, workload, implementation):
+    # The workloads of benchmarks/sparse_fits.py on a tenth of the rows: CSR input.
+    import sparse_fits
+
+    import cymlp
+
+    name = implementation.replace("cymlp-", "cymlp ")
+    if name.startswith("cymlp ") and name.split()[1] not in cymlp.available_backends():
+        pytest.skip(f"backend {name.split()[1]!r} is not available here")
+    X, y = sparse_fits.load(workload, quick=True)
+    benchmark.group = f"fit, sparse: {workload}"
+    benchmark.extra_info["stored"] = int(X.nnz)
+    model = benchmark(lambda: sparse_fits.timed_fit(name, workload, X, y)[1])
+    assert model.n_iter_ == sparse_fits.WORKLOADS[workload].epochs
+    benchmark.extra_info["accuracy"] = model.score(X, y)
+    assert model.score(X, y) > 0.5
