@@ -568,18 +568,19 @@ class _BaseMLP(BaseEstimator):
         per_row = (xlogy(Y, Y) - Y).sum(axis=1, dtype=np.float64)
         return float(np.average(per_row, weights=weight))
 
-    def _l2_term(self, params, n_batches, total_weight):
+    @staticmethod
+    def _l2_term(params, flat_weights, n_batches, total_weight):
         """scikit-learn's ``0.5 * alpha * ||W||**2 / batch weight``, summed over an epoch's batches.
 
-        (Exact for batches of equal weight; the weights at the end of the
-        epoch stand in for those of each batch.)
+        ``flat_weights``: each layer's weights as a flat view. (Exact for
+        batches of equal weight; the weights at the end of the epoch stand
+        in for those of each batch.)
         """
         if not params.alpha:
             return 0.0
         # einsum, not np.dot: BLAS's dot may sum in another order on another
         # thread count (and would wake NumPy's BLAS threads besides).
-        squares = sum(float(np.einsum("i,i->", w.reshape(-1), w.reshape(-1)))
-                      for w in self.net_.weights)
+        squares = sum(float(np.einsum("i,i->", w, w)) for w in flat_weights)
         return 0.5 * params.alpha * squares * n_batches / total_weight
 
     def _run_epochs(self, data, params, incremental):
@@ -607,6 +608,7 @@ class _BaseMLP(BaseEstimator):
         if params.early_stopping:
             val_offset = self._loss_offset(data.Y_val, data.weight_val)
         sgd = params.solver == "sgd"
+        flat_weights = [weights.reshape(-1) for weights in net.weights]
         self.n_iter_ = 0
         try:
             with _training.open_session(net, data.X, data.Y, batch_size, optimizer,
@@ -624,7 +626,7 @@ class _BaseMLP(BaseEstimator):
                             f"({error})") from error
                     self.n_iter_ += 1
                     self.t_ += n_train
-                    penalty = self._l2_term(params, n_batches, total_weight)
+                    penalty = self._l2_term(params, flat_weights, n_batches, total_weight)
                     self.loss_ = loss * loss_scale + offset + penalty
                     self.loss_curve_.append(self.loss_)
                     if self.verbose:
