@@ -18,6 +18,10 @@ point that keep a mistake in the Python layer from writing outside a buffer.
 * A ``Trainer`` owns its workspace: for ``batch_size`` rows, the gathered
   input, the activations of every layer, the output pre-activations and two
   delta buffers (``activation_offset`` says where each starts).
+* A sparse ``X`` (``cymlp._sparse.CSRRows``, or the ``*_csr`` entry points)
+  is read in place: the workspace has no input slot then, the first layer's
+  product sums ``v W[j]`` over each row's stored entries ``(j, v)`` and its
+  weight gradient is scattered back into those rows of ``W``.
 """
 # Cython directives are set in CMakeLists.txt (CYTHON_ARGS).
 
@@ -27,7 +31,8 @@ from libc.string cimport memcpy, memset
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 
-__all__ = ["Trainer", "evaluate", "forward", "loss_and_grad", "uses_blas"]
+__all__ = ["Trainer", "evaluate", "evaluate_csr", "forward", "forward_csr", "loss_and_grad",
+           "loss_and_grad_csr", "uses_blas"]
 
 # Layout columns (cymlp/_params.py).
 cdef enum:
@@ -460,24 +465,129 @@ cdef double output_delta(int loss_code, int activation, const floating* a,
     return loss
 
 
+# ---------------------------------------------------------------- sparse input
+
+ctypedef struct sparse_rows:
+    # Rows of a CSR matrix whose values are the ``x`` passed beside it: batch
+    # row r is the stored row i = rows[r] (``rows`` NULL: i = r), the values
+    # x[indptr[i]:indptr[i + 1]] in the columns indices[indptr[i]:indptr[i + 1]].
+    const Py_ssize_t* indices
+    const Py_ssize_t* indptr
+    const Py_ssize_t* rows
+
+
+cdef inline sparse_rows sparse_from(const sparse_rows* sparse, Py_ssize_t start) noexcept nogil:
+    """The rows of ``sparse`` (``rows`` NULL) from row ``start`` on."""
+    cdef sparse_rows block = sparse[0]
+    block.indptr += start
+    return block
+
+
+cdef void sparse_times_matrix(const floating* values, const sparse_rows* sparse,
+                              Py_ssize_t rows, Py_ssize_t n_out, const floating* w,
+                              floating* z) noexcept nogil:
+    """z = X W for sparse rows X: z[r] = sum of v W[j] over row r's stored (j, v)."""
+    cdef Py_ssize_t r, i, p
+    cdef floating* z_row
+    for r in range(rows):
+        i = sparse.rows[r] if sparse.rows != NULL else r
+        z_row = z + r * n_out
+        memset(z_row, 0, n_out * sizeof(floating))
+        for p in range(sparse.indptr[i], sparse.indptr[i + 1]):
+            axpy(n_out, values[p], w + sparse.indices[p] * n_out, z_row)
+
+
+cdef void sparse_scatter(floating alpha, const floating* values, const sparse_rows* sparse,
+                         Py_ssize_t rows, Py_ssize_t n_out, const floating* delta,
+                         floating* target) noexcept nogil:
+    """target += alpha X^T delta: target[j] += alpha v delta[r] over row r's stored (j, v)."""
+    cdef Py_ssize_t r, i, p
+    for r in range(rows):
+        i = sparse.rows[r] if sparse.rows != NULL else r
+        for p in range(sparse.indptr[i], sparse.indptr[i + 1]):
+            # alpha v in the network's precision, as the dense products scale a row.
+            axpy(n_out, alpha * values[p], delta + r * n_out, target + sparse.indices[p] * n_out)
+
+
+cdef Py_ssize_t check_csr(Py_ssize_t n_values, const Py_ssize_t[::1] indices,
+                          const Py_ssize_t[::1] indptr, Py_ssize_t n_features,
+                          sparse_rows* out) except -1:
+    """The number of rows of a CSR matrix (filling ``out``); raises if its structure is off.
+
+    One pass over the structure, so that no row of a malformed matrix makes
+    a kernel read or write outside its buffers.
+    """
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, n_stored = indices.shape[0], r, p
+    cdef Py_ssize_t bad_row = -1, bad_entry = -1
+    if n_rows < 0:
+        raise ValueError("indptr must have n_rows + 1 entries; it is empty")
+    if indptr[0] != 0 or indptr[n_rows] != n_stored or n_values != n_stored:
+        raise ValueError(f"malformed CSR rows: indptr must start at 0 and end at the "
+                         f"number of stored entries (indptr runs from {indptr[0]} to "
+                         f"{indptr[n_rows]}; indices holds {n_stored}, data {n_values})")
+    with nogil:
+        for r in range(n_rows):
+            if indptr[r + 1] < indptr[r]:
+                bad_row = r
+                break
+        for p in range(n_stored):
+            if not 0 <= indices[p] < n_features:
+                bad_entry = p
+                break
+    if bad_row >= 0:
+        raise ValueError(f"malformed CSR rows: indptr decreases after row {bad_row}")
+    if bad_entry >= 0:
+        raise ValueError(f"malformed CSR rows: the column index {indices[bad_entry]} "
+                         f"(stored entry {bad_entry}) lies outside 0..{n_features - 1}")
+    out.indices = &indices[0] if n_stored else NULL
+    out.indptr = &indptr[0]
+    out.rows = NULL
+    return n_rows
+
+
+cdef Py_ssize_t check_csr_rows(X, dtype, Py_ssize_t n_features,
+                               sparse_rows* out) except -1:
+    """``check_csr`` on a ``CSRRows``, after checking the dtypes of its arrays."""
+    import numpy
+    for name, array, kind in (("data", X.data, dtype), ("indices", X.indices, numpy.intp),
+                              ("indptr", X.indptr, numpy.intp)):
+        if (getattr(array, "dtype", None) != kind or array.ndim != 1
+                or not array.flags.c_contiguous):
+            raise ValueError(f"the CSR rows' {name} must be a C-contiguous 1-D array of "
+                             f"{numpy.dtype(kind).name}")
+    if X.shape[1] != n_features or X.indptr.shape[0] != X.shape[0] + 1:
+        raise ValueError(f"CSR rows of shape {X.shape} with {X.indptr.shape[0]} row "
+                         f"pointers do not match a network of {n_features} inputs")
+    return check_csr(X.data.shape[0], X.indices, X.indptr, n_features, out)
+
+
+cdef inline bint is_csr(X):
+    """Whether ``X`` is sparse rows (``CSRRows`` or alike) rather than a dense array."""
+    return hasattr(X, "indptr")
+
+
 # ---------------------------------------------------------------- one batch
 
 cdef inline Py_ssize_t activation_offset(const Py_ssize_t* layout, Py_ssize_t layer,
-                                         Py_ssize_t capacity) noexcept nogil:
-    """Where the activations of ``layer`` (0 = the input) start in the workspace."""
-    cdef Py_ssize_t l, offset = capacity * layout[N_IN]
+                                         Py_ssize_t capacity, bint dense_input) noexcept nogil:
+    """Where the activations of ``layer`` (0 = the input) start in the workspace.
+
+    Only a dense input has a slot there; sparse rows are read in place.
+    """
+    cdef Py_ssize_t l, offset = capacity * layout[N_IN] if dense_input else 0
     for l in range(layer - 1):
         offset += capacity * layout[l * LAYOUT_COLUMNS + N_OUT]
     return offset if layer > 0 else 0
 
 
 cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
-                        Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
-                        floating* workspace, Py_ssize_t capacity,
+                        Py_ssize_t n_layers, const floating* x, const sparse_rows* sparse,
+                        Py_ssize_t rows, floating* workspace, Py_ssize_t capacity,
                         floating* z_out, bint first_done) noexcept nogil:
     """Activations of every layer for ``rows`` input rows ``x``.
 
-    With ``first_done``, the first layer's product ``x W`` is already in its
+    With ``sparse``, ``x`` holds the values of those sparse rows. With
+    ``first_done``, the first layer's product ``x W`` is already in its
     activation buffer (left there by ``first_layer_step``).
     """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
@@ -488,9 +598,11 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
         row = layout + l * LAYOUT_COLUMNS
         n_in = row[N_IN]
         n_out = row[N_OUT]
-        a = workspace + activation_offset(layout, l + 1, capacity)
+        a = workspace + activation_offset(layout, l + 1, capacity, sparse == NULL)
         if l == 0 and first_done:
             pass
+        elif l == 0 and sparse != NULL:
+            sparse_times_matrix(x, sparse, rows, n_out, params + row[W_OFFSET], a)
         elif rows == 1:
             row_times_matrix(n_in, n_out, a_prev, params + row[W_OFFSET], a)
         else:
@@ -503,7 +615,8 @@ cdef void forward_batch(const floating* params, const Py_ssize_t* layout,
 
 
 cdef void backward_batch(floating* params, const Py_ssize_t* layout,
-                         Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                         Py_ssize_t n_layers, const floating* x, const sparse_rows* sparse,
+                         Py_ssize_t rows,
                          floating* workspace, Py_ssize_t capacity,
                          floating* delta, floating* spare, floating* grad,
                          double learning_rate, const floating* x_next,
@@ -522,6 +635,10 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
     With ``step`` (one row, any other optimizer), each layer's optimizer step
     is taken in the pass over its weights that passes delta back, with the
     moments in ``state`` (two buffers of ``n_params``): no gradient is stored.
+    With ``sparse`` (``x`` its values; neither ``x_next`` nor ``step``), the
+    first layer's weight gradient is scattered into the rows of W that the
+    stored entries name (that layer passes no delta back, so plain SGD can
+    step W in place); the rest of its gradient block is 0.
     """
     cdef Py_ssize_t l, r, j, n_in, n_out, bias_offset
     cdef const Py_ssize_t* row
@@ -536,14 +653,20 @@ cdef void backward_batch(floating* params, const Py_ssize_t* layout,
         row = layout + l * LAYOUT_COLUMNS
         n_in = row[N_IN]
         n_out = row[N_OUT]
-        a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity)
-        if rows == 1 and step != NULL:
+        a_prev = x if l == 0 else workspace + activation_offset(layout, l, capacity,
+                                                                sparse == NULL)
+        if l == 0 and sparse != NULL:
+            if grad != NULL:
+                memset(grad + row[W_OFFSET], 0, n_in * n_out * sizeof(floating))
+            sparse_scatter(alpha, x, sparse, rows, n_out, delta,
+                           (grad if grad != NULL else params) + row[W_OFFSET])
+        elif rows == 1 and step != NULL:
             row_optimizer(n_in, n_out, a_prev, delta, params + row[W_OFFSET],
                           state + row[W_OFFSET], second + row[W_OFFSET],
                           spare if l > 0 else NULL, step)
         elif l == 0 and rows == 1 and grad == NULL and x_next != NULL:
             first_layer_step(n_in, n_out, alpha, x, delta, params + row[W_OFFSET], x_next,
-                             workspace + activation_offset(layout, 1, capacity))
+                             workspace + activation_offset(layout, 1, capacity, True))
         elif rows == 1:
             # One pass over W for both products (delta_prev from W before the step).
             row_backward(n_in, n_out, alpha, a_prev, delta, params + row[W_OFFSET],
@@ -593,7 +716,7 @@ cdef double weight_total(const floating* weights, const Py_ssize_t* order,
 
 cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
                          Py_ssize_t n_layers, int loss_code, const floating* x,
-                         const floating* y, const floating* weights,
+                         const sparse_rows* sparse, const floating* y, const floating* weights,
                          const Py_ssize_t* y_rows, Py_ssize_t rows, double weight_sum,
                          floating* workspace, Py_ssize_t capacity,
                          double* correct, bint first_done) noexcept nogil:
@@ -604,18 +727,19 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
     itself). ``weight_sum`` is what the mean divides by: the batch's rows or
     weights, or those of all the rows (``loss_and_grad`` in blocks). A row of
     weight 0 counts for nothing (delta 0), even where its loss overflows.
-    ``correct`` adds sum_r w_r [row r classified correctly]; ``first_done``
-    as for ``forward_batch``.
+    ``correct`` adds sum_r w_r [row r classified correctly]; ``sparse`` and
+    ``first_done`` as for ``forward_batch``.
     """
     cdef Py_ssize_t r, target, n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
     cdef int activation = <int>layout[(n_layers - 1) * LAYOUT_COLUMNS + ACTIVATION]
-    cdef floating* a_out = workspace + activation_offset(layout, n_layers, capacity)
+    cdef floating* a_out = workspace + activation_offset(layout, n_layers, capacity,
+                                                         sparse == NULL)
     cdef floating* z_out = a_out + capacity * n_out
     cdef floating* delta = z_out + capacity * n_out
     cdef const floating* y_row
     cdef double total = 0, scale = 1.0 / weight_sum, weight
     # Only the losses on logits read the output pre-activations.
-    forward_batch(params, layout, n_layers, x, rows, workspace, capacity,
+    forward_batch(params, layout, n_layers, x, sparse, rows, workspace, capacity,
                   z_out if loss_code == BCE or loss_code == CROSS_ENTROPY or loss_code == POISSON
                   else NULL, first_done)
     for r in range(rows):
@@ -638,7 +762,8 @@ cdef double forward_loss(const floating* params, const Py_ssize_t* layout,
 
 
 cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
-                             Py_ssize_t n_layers, const floating* x, Py_ssize_t rows,
+                             Py_ssize_t n_layers, const floating* x,
+                             const sparse_rows* sparse, Py_ssize_t rows,
                              floating* workspace, Py_ssize_t capacity, floating* grad,
                              double learning_rate, const floating* x_next,
                              const cymlp_step* step, floating* state,
@@ -646,12 +771,13 @@ cdef void backward_from_loss(floating* params, const Py_ssize_t* layout,
     """backward_batch from the delta buffer that forward_loss filled."""
     cdef Py_ssize_t l, max_width = 0
     cdef Py_ssize_t n_out = layout[(n_layers - 1) * LAYOUT_COLUMNS + N_OUT]
-    cdef floating* delta = (workspace + activation_offset(layout, n_layers, capacity)
+    cdef floating* delta = (workspace + activation_offset(layout, n_layers, capacity,
+                                                          sparse == NULL)
                             + 2 * capacity * n_out)
     for l in range(n_layers):
         if layout[l * LAYOUT_COLUMNS + N_OUT] > max_width:
             max_width = layout[l * LAYOUT_COLUMNS + N_OUT]
-    backward_batch(params, layout, n_layers, x, rows, workspace, capacity, delta,
+    backward_batch(params, layout, n_layers, x, sparse, rows, workspace, capacity, delta,
                    delta + capacity * max_width, grad, learning_rate, x_next, step, state,
                    n_params)
 
@@ -782,13 +908,17 @@ cdef void optimizer_step(int optimizer_code, const double* hyperparams,
 # ---------------------------------------------------------------- entry points
 
 cdef Py_ssize_t check_layout(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_params,
-                             Py_ssize_t n_in, Py_ssize_t n_out) except -1:
-    """Width of a workspace row (see ``activation_offset``); raises if the layout is off."""
+                             Py_ssize_t n_in, Py_ssize_t n_out, bint sparse) except -1:
+    """Width of a workspace row (see ``activation_offset``); raises if the layout is off.
+
+    ``n_in`` -1 (CSR arrays, which carry no width) takes the layout's; a
+    ``sparse`` input has no slot in the workspace.
+    """
     cdef Py_ssize_t l, total = 0, max_width = 0, n_layers = layout.shape[0]
     cdef Py_ssize_t width, last_param
     if layout.shape[1] != LAYOUT_COLUMNS or n_layers < 1:
         raise ValueError("layout must have shape (n_layers >= 1, 5)")
-    if layout[0, N_IN] != n_in or layout[n_layers - 1, N_OUT] != n_out:
+    if (n_in >= 0 and layout[0, N_IN] != n_in) or layout[n_layers - 1, N_OUT] != n_out:
         raise ValueError("X or Y does not match the layout")
     for l in range(n_layers):
         width = layout[l, N_OUT]
@@ -801,28 +931,54 @@ cdef Py_ssize_t check_layout(const Py_ssize_t[:, ::1] layout, Py_ssize_t n_param
         if width > max_width:
             max_width = width
     # Per row: input, activations, output pre-activations, two deltas.
-    return layout[0, N_IN] + total + layout[n_layers - 1, N_OUT] + 2 * max_width
+    return (0 if sparse else layout[0, N_IN]) + total + layout[n_layers - 1, N_OUT] + 2 * max_width
 
 
 def forward(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
             const floating[:, ::1] X, floating[:, ::1] out, Py_ssize_t block_rows):
     """out = f_L(... f_1(X W_1 + b_1) ... W_L + b_L), ``block_rows`` rows at a time."""
-    cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0]
+    check_layout(layout, params.shape[0], X.shape[1], out.shape[1], False)
+    return forward_rows(params, layout, &X[0, 0] if X.shape[0] else NULL, NULL, X.shape[0],
+                        out, block_rows)
+
+
+def forward_csr(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
+                const floating[::1] data, const Py_ssize_t[::1] indices,
+                const Py_ssize_t[::1] indptr, floating[:, ::1] out, Py_ssize_t block_rows):
+    """``forward`` for X given as CSR rows (``data``, ``indices``, ``indptr``)."""
+    cdef sparse_rows sparse
+    check_layout(layout, params.shape[0], -1, out.shape[1], True)
+    cdef Py_ssize_t n_rows = check_csr(data.shape[0], indices, indptr, layout[0, N_IN], &sparse)
+    return forward_rows(params, layout, &data[0] if data.shape[0] else NULL, &sparse, n_rows,
+                        out, block_rows)
+
+
+cdef object forward_rows(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
+                         const floating* x, const sparse_rows* sparse, Py_ssize_t n_rows,
+                         floating[:, ::1] out, Py_ssize_t block_rows):
+    """``forward`` on ``n_rows`` rows from ``x`` (dense, or the values of ``sparse``)."""
+    cdef Py_ssize_t n_layers = layout.shape[0], n_in = layout[0, N_IN]
     cdef Py_ssize_t n_out = out.shape[1], start, rows
-    cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], n_out)
+    cdef Py_ssize_t width = check_layout(layout, params.shape[0], n_in, n_out, sparse != NULL)
+    cdef sparse_rows block
     if out.shape[0] != n_rows or block_rows < 1:
         raise ValueError("out must have one row per row of X, and block_rows >= 1")
     if n_rows == 0:
         return
     ensure_blas(layout, min(block_rows, n_rows))
     cdef floating[::1] workspace = _workspace(params, width * block_rows)
-    cdef floating* a_out = &workspace[0] + activation_offset(&layout[0, 0], n_layers, block_rows)
+    cdef floating* a_out = &workspace[0] + activation_offset(&layout[0, 0], n_layers, block_rows,
+                                                             sparse == NULL)
     with nogil:
         start = 0
         while start < n_rows:
             rows = min(block_rows, n_rows - start)
-            forward_batch(&params[0], &layout[0, 0], n_layers, &X[start, 0], rows,
-                          &workspace[0], block_rows, NULL, False)
+            if sparse != NULL:
+                block = sparse_from(sparse, start)
+            forward_batch(&params[0], &layout[0, 0], n_layers,
+                          x if sparse != NULL else x + start * n_in,
+                          &block if sparse != NULL else NULL, rows, &workspace[0], block_rows,
+                          NULL, False)
             memcpy(&out[start, 0], a_out, rows * n_out * sizeof(floating))
             start += rows
 
@@ -831,28 +987,59 @@ def evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int lo
              const floating[:, ::1] X, const floating[:, ::1] Y, Py_ssize_t block_rows,
              sample_weight=None):
     """(sum_i w_i l_i, sum_i w_i [row i classified correctly]); w_i = 1 without weights."""
-    cdef Py_ssize_t width = check_layout(layout, params.shape[0], X.shape[1], Y.shape[1])
+    check_layout(layout, params.shape[0], X.shape[1], Y.shape[1], False)
+    return evaluate_input(params, layout, loss, &X[0, 0] if X.shape[0] else NULL, NULL,
+                          X.shape[0], Y, block_rows, sample_weight, None)
+
+
+def evaluate_csr(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
+                 const floating[::1] data, const Py_ssize_t[::1] indices,
+                 const Py_ssize_t[::1] indptr, const floating[:, ::1] Y, Py_ssize_t block_rows,
+                 sample_weight=None):
+    """``evaluate`` for X given as CSR rows (``data``, ``indices``, ``indptr``)."""
+    cdef sparse_rows sparse
+    check_layout(layout, params.shape[0], -1, Y.shape[1], True)
+    cdef Py_ssize_t n_rows = check_csr(data.shape[0], indices, indptr, layout[0, N_IN], &sparse)
+    return evaluate_input(params, layout, loss, &data[0] if data.shape[0] else NULL, &sparse,
+                          n_rows, Y, block_rows, sample_weight, None)
+
+
+cdef object evaluate_input(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
+                           int loss, const floating* x, const sparse_rows* sparse,
+                           Py_ssize_t n_rows, const floating[:, ::1] Y, Py_ssize_t block_rows,
+                           sample_weight, workspace):
+    """``evaluate`` on ``n_rows`` rows from ``x`` (dense, or the values of ``sparse``).
+
+    ``workspace``: an array of at least ``block_rows`` workspace rows to use,
+    or None for a new one.
+    """
+    cdef Py_ssize_t width = check_layout(layout, params.shape[0], layout[0, N_IN], Y.shape[1],
+                                         sparse != NULL)
     if block_rows < 1:
         raise ValueError("block_rows must be >= 1")
-    if Y.shape[0] != X.shape[0]:
+    if Y.shape[0] != n_rows:
         raise ValueError("X and Y must have the same number of rows")
-    check_sample_weight(sample_weight, X.shape[0], _dtype(params))
-    if X.shape[0] == 0:
+    check_sample_weight(sample_weight, n_rows, _dtype(params))
+    if n_rows == 0:
         return no_rows(sample_weight)
-    ensure_blas(layout, min(block_rows, X.shape[0]))
-    cdef floating[::1] workspace = _workspace(params, width * block_rows)
-    return evaluate_rows(params, layout, loss, X, Y, sample_weight, block_rows, workspace)
+    ensure_blas(layout, min(block_rows, n_rows))
+    cdef floating[::1] space = (_workspace(params, width * block_rows) if workspace is None
+                                else workspace)
+    return evaluate_rows(params, layout, loss, x, sparse, n_rows, Y, sample_weight, block_rows,
+                         space)
 
 
 cdef evaluate_rows(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
-                   const floating[:, ::1] X, const floating[:, ::1] Y, sample_weight,
-                   Py_ssize_t block_rows, floating[::1] workspace):
+                   const floating* x, const sparse_rows* sparse, Py_ssize_t n_rows,
+                   const floating[:, ::1] Y, sample_weight, Py_ssize_t block_rows,
+                   floating[::1] workspace):
     """``evaluate`` in a workspace of at least ``block_rows`` rows."""
-    cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0]
+    cdef Py_ssize_t n_layers = layout.shape[0], n_in = layout[0, N_IN]
     cdef Py_ssize_t start, rows
     cdef double total = 0, correct = 0
     cdef const floating[::1] weight_view
     cdef const floating* weights = NULL
+    cdef sparse_rows block
     if sample_weight is not None:
         weight_view = sample_weight
         weights = &weight_view[0]
@@ -860,9 +1047,12 @@ cdef evaluate_rows(const floating[::1] params, const Py_ssize_t[:, ::1] layout, 
         start = 0
         while start < n_rows:
             rows = min(block_rows, n_rows - start)
+            if sparse != NULL:
+                block = sparse_from(sparse, start)
             # (the delta that forward_loss leaves behind is not read)
             total += forward_loss(&params[0], &layout[0, 0], n_layers, loss,
-                                  &X[start, 0], &Y[start, 0],
+                                  x if sparse != NULL else x + start * n_in,
+                                  &block if sparse != NULL else NULL, &Y[start, 0],
                                   weights + start if weights != NULL else NULL, NULL, rows,
                                   rows, &workspace[0], block_rows, &correct, False)
             start += rows
@@ -880,16 +1070,41 @@ def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout, i
     blocks (``cymlp._params.block_rows``), so the workspace stays a few MB
     for any number of rows; the gradient is summed over the blocks.
     """
+    check_layout(layout, params.shape[0], X.shape[1], Y.shape[1], False)
+    return loss_and_grad_rows(params, layout, loss, &X[0, 0] if X.shape[0] else NULL, NULL,
+                              X.shape[0], Y, grad, sample_weight)
+
+
+def loss_and_grad_csr(const floating[::1] params, const Py_ssize_t[:, ::1] layout, int loss,
+                      const floating[::1] data, const Py_ssize_t[::1] indices,
+                      const Py_ssize_t[::1] indptr, const floating[:, ::1] Y,
+                      floating[::1] grad, sample_weight=None):
+    """``loss_and_grad`` for X given as CSR rows (``data``, ``indices``, ``indptr``)."""
+    cdef sparse_rows sparse
+    check_layout(layout, params.shape[0], -1, Y.shape[1], True)
+    cdef Py_ssize_t n_rows = check_csr(data.shape[0], indices, indptr, layout[0, N_IN], &sparse)
+    return loss_and_grad_rows(params, layout, loss, &data[0] if data.shape[0] else NULL,
+                              &sparse, n_rows, Y, grad, sample_weight)
+
+
+cdef object loss_and_grad_rows(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
+                               int loss, const floating* x, const sparse_rows* sparse,
+                               Py_ssize_t n_rows, const floating[:, ::1] Y, floating[::1] grad,
+                               sample_weight):
+    """``loss_and_grad`` on ``n_rows`` rows from ``x`` (dense, or the values of ``sparse``)."""
     import numpy
     from cymlp._params import block_rows
-    cdef Py_ssize_t n_layers = layout.shape[0], n_rows = X.shape[0], n_params = params.shape[0]
-    cdef Py_ssize_t start, rows, block
+    cdef Py_ssize_t n_layers = layout.shape[0], n_params = params.shape[0]
+    cdef Py_ssize_t n_in = layout[0, N_IN], start, rows, block
     cdef double total = 0, weight_sum, correct = 0
     cdef const floating[::1] weight_view
     cdef const floating* weights = NULL
     cdef const floating* block_weights = NULL
+    cdef const floating* inputs
     cdef floating* block_grad
-    cdef Py_ssize_t width = check_layout(layout, n_params, X.shape[1], Y.shape[1])
+    cdef sparse_rows block_rows_sparse
+    cdef const sparse_rows* block_sparse = NULL
+    cdef Py_ssize_t width = check_layout(layout, n_params, n_in, Y.shape[1], sparse != NULL)
     if Y.shape[0] != n_rows or n_rows < 1 or grad.shape[0] != n_params:
         raise ValueError("X, Y and grad do not match")
     check_sample_weight(sample_weight, n_rows, _dtype(params))
@@ -901,12 +1116,14 @@ def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout, i
             raise ValueError("sample_weight sums to 0: the weighted mean loss is undefined")
     else:
         weight_sum = n_rows
-    block = block_rows(numpy.asarray(layout), n_rows)
+    block = block_rows(numpy.asarray(layout), n_rows, sparse=sparse != NULL)
     ensure_blas(layout, block)
     cdef floating[::1] workspace = _workspace(params, width * block)
     # One block writes its gradient into grad; more are summed there.
     cdef floating[::1] block_gradient = grad if block >= n_rows else _workspace(params, n_params)
     block_grad = &block_gradient[0]
+    if sparse != NULL:
+        block_sparse = &block_rows_sparse
     with nogil:
         if block < n_rows:
             memset(&grad[0], 0, n_params * sizeof(floating))
@@ -918,13 +1135,18 @@ def loss_and_grad(const floating[::1] params, const Py_ssize_t[:, ::1] layout, i
                 if weight_total(block_weights, NULL, rows) == 0:
                     start += rows   # rows of weight 0 count for nothing
                     continue
-            total += forward_loss(&params[0], &layout[0, 0], n_layers, loss,
-                                  &X[start, 0], &Y[start, 0], block_weights, NULL, rows,
+            if sparse != NULL:
+                block_rows_sparse = sparse_from(sparse, start)
+                inputs = x
+            else:
+                inputs = x + start * n_in
+            total += forward_loss(&params[0], &layout[0, 0], n_layers, loss, inputs,
+                                  block_sparse, &Y[start, 0], block_weights, NULL, rows,
                                   weight_sum, &workspace[0], block, &correct, False)
             # params is only read when a gradient buffer is given.
-            backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, &X[start, 0],
-                               rows, &workspace[0], block, block_grad, 0.0, NULL, NULL, NULL,
-                               0)
+            backward_from_loss(<floating*>&params[0], &layout[0, 0], n_layers, inputs,
+                               block_sparse, rows, &workspace[0], block, block_grad, 0.0,
+                               NULL, NULL, NULL, 0)
             if block < n_rows:
                 axpy(n_params, <floating>1, block_grad, &grad[0])
             start += rows
@@ -986,7 +1208,9 @@ cdef class Trainer:
     layout : ndarray of shape (n_layers, 5), dtype intp
     loss : int
         A ``cymlp._codes.Loss``.
-    X : ndarray of shape (n_samples, n_features), same dtype as params
+    X : ndarray of shape (n_samples, n_features), same dtype as params, or CSRRows
+        Sparse rows (``cymlp._sparse.CSRRows``: values of that dtype, intp
+        indices) are read in place; the workspace then holds no input rows.
     Y : ndarray of shape (n_samples, n_outputs), same dtype
     batch_size : int
     optimizer : cymlp.optim.SGD or cymlp.optim.Adam
@@ -1001,12 +1225,14 @@ cdef class Trainer:
     """
 
     cdef readonly object params, layout, X, Y, state, sample_weight
-    cdef object workspace, grad, snapshots, evaluation_workspace
+    cdef object workspace, grad, snapshots, evaluation_workspace, csr_arrays
     cdef readonly Py_ssize_t batch_size
     cdef readonly long long step
     cdef int loss_code, optimizer_code, n_layers, current
     cdef Py_ssize_t n_params, capacity, n_in
-    cdef bint single, plain_sgd, keeps_state
+    cdef bint single, plain_sgd, keeps_state, sparse
+    # The structure of a sparse X (``X_data`` holds its values); ``rows`` NULL.
+    cdef sparse_rows csr
     cdef double hyperparams[N_HYPERPARAMS]
     # Per run slot (the current run and the one before): its rows (a copy of
     # its part of ``order``, in buffers the trainer owns), rate, step at start,
@@ -1037,13 +1263,19 @@ cdef class Trainer:
         self.single = dtype == numpy.float32
         if not self.single and dtype != numpy.float64:
             raise TypeError("params must be float32 or float64")
-        for name, array in (("params", params), ("X", X), ("Y", Y), ("state", state)):
+        self.sparse = is_csr(X)
+        for name, array in (("params", params), ("X", X.data if self.sparse else X), ("Y", Y),
+                            ("state", state)):
             if array.dtype != dtype or not array.flags.c_contiguous:
                 raise ValueError(f"{name} must be C-contiguous {dtype}")
         if not params.flags.writeable or not state.flags.writeable:
             raise ValueError("params and state must be writeable")
         self.n_params = params.shape[0]
-        width = check_layout(layout_view, self.n_params, X.shape[1], Y.shape[1])
+        width = check_layout(layout_view, self.n_params, X.shape[1], Y.shape[1], self.sparse)
+        if self.sparse:
+            check_csr_rows(X, dtype, X.shape[1], &self.csr)
+            # Kept here: the pointers in csr are into these arrays.
+            self.csr_arrays = (X.data, X.indices, X.indptr)
         if batch_size < 1 or Y.shape[0] != X.shape[0] or state.shape != (2, self.n_params):
             raise ValueError("batch_size, X, Y or state do not match params")
         if not 0 <= step < 2 ** 62:
@@ -1085,7 +1317,10 @@ cdef class Trainer:
         self.current = 0
         self.layout_data = &layout_view[0, 0]
         self.params_data = numpy_data(params)
-        self.X_data = numpy_data(X) if X.shape[0] else NULL
+        if self.sparse:
+            self.X_data = numpy_data(X.data) if X.data.shape[0] else NULL
+        else:
+            self.X_data = numpy_data(X) if X.shape[0] else NULL
         self.Y_data = numpy_data(Y) if Y.shape[0] else NULL
         self.weights_data = (numpy_data(sample_weight)
                              if sample_weight is not None and X.shape[0] else NULL)
@@ -1103,28 +1338,24 @@ cdef class Trainer:
         """(sum_i w_i l_i, sum_i w_i [row i correct]) of the network now on ``(X, Y)``.
 
         Without weights (every w_i 1): the summed loss and the number of rows
-        classified correctly. For validation after each epoch: the workspace
+        classified correctly. ``X`` is dense or CSR rows, whichever the
+        trainer was built on. For validation after each epoch: the workspace
         it needs is allocated on the first call and kept for the next ones.
         """
         import numpy
         from cymlp._params import block_rows
+        sparse = is_csr(X)
         cdef Py_ssize_t width = check_layout(self.layout, self.n_params, X.shape[1],
-                                             Y.shape[1])
-        rows = block_rows(self.layout, X.shape[0])
-        if Y.shape[0] != X.shape[0]:
-            raise ValueError("X and Y must have the same number of rows")
-        check_sample_weight(sample_weight, X.shape[0], self.params.dtype)
-        if X.shape[0] == 0:
-            return no_rows(sample_weight)
-        ensure_blas(self.layout, rows)
+                                             Y.shape[1], sparse)
+        rows = block_rows(self.layout, X.shape[0], sparse=sparse)
         if (self.evaluation_workspace is None
                 or self.evaluation_workspace.shape[0] < width * rows):
             self.evaluation_workspace = numpy.empty(width * rows, dtype=self.params.dtype)
         if self.single:
-            return evaluate_rows[float](self.params, self.layout, self.loss_code, X, Y,
+            return trainer_evaluate[float](self.params, self.layout, self.loss_code, X, Y,
+                                           sample_weight, rows, self.evaluation_workspace)
+        return trainer_evaluate[double](self.params, self.layout, self.loss_code, X, Y,
                                         sample_weight, rows, self.evaluation_workspace)
-        return evaluate_rows[double](self.params, self.layout, self.loss_code, X, Y,
-                                     sample_weight, rows, self.evaluation_workspace)
 
     @property
     def learning_rate(self):
@@ -1205,6 +1436,24 @@ cdef class Trainer:
         if self.weights_data == NULL:
             return loss_sum, <Py_ssize_t>correct, rows_done
         return loss_sum, correct, rows_done
+
+
+cdef object trainer_evaluate(const floating[::1] params, const Py_ssize_t[:, ::1] layout,
+                             int loss, X, const floating[:, ::1] Y, sample_weight,
+                             Py_ssize_t block_rows, workspace):
+    """``Trainer.evaluate`` on a dense ``X`` or on CSR rows, in ``workspace``."""
+    cdef sparse_rows sparse
+    cdef const floating[:, ::1] dense
+    cdef const floating[::1] values
+    cdef Py_ssize_t n_rows
+    if is_csr(X):
+        n_rows = check_csr_rows(X, _dtype(params), layout[0, N_IN], &sparse)
+        values = X.data
+        return evaluate_input(params, layout, loss, &values[0] if values.shape[0] else NULL,
+                              &sparse, n_rows, Y, block_rows, sample_weight, workspace)
+    dense = X
+    return evaluate_input(params, layout, loss, &dense[0, 0] if dense.shape[0] else NULL, NULL,
+                          dense.shape[0], Y, block_rows, sample_weight, workspace)
 
 
 cdef void* numpy_data(array) except NULL:
@@ -1317,11 +1566,16 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
     cdef double batch_loss, batch_correct, weight_sum
     cdef const floating* inputs
     cdef const floating* next_inputs
-    cdef floating* gathered = workspace  # the slot of layer 0
+    cdef floating* gathered = workspace  # the slot of layer 0 (dense X only)
     # One row at a time with plain SGD, each step also computes the next row's
     # first product (backward_batch's x_next), which the next forward pass uses.
     cdef bint first_done = False
     cdef cymlp_step step
+    # Sparse rows are read in place, in the order's rows; the one-row paths
+    # fused into the first layer's weights (x_next, row_optimizer) need a
+    # dense x, so a sparse X takes the scatter of backward_batch instead.
+    cdef sparse_rows batch = t.csr
+    cdef const sparse_rows* sparse = &batch if t.sparse else NULL
     rows_done[0] = 0
     last_step[0] = -1
     loss_failed[0] = False
@@ -1335,36 +1589,40 @@ cdef Py_ssize_t train_batches(Trainer t, floating* params, const floating* X,
                 rows_done[0] = start
                 first_done = False
                 continue
-        if rows == 1:
+        if sparse != NULL:
+            batch.rows = order + start
+            inputs = X
+        elif rows == 1:
             inputs = X + order[start] * n_in
         else:
             for r in range(rows):
                 memcpy(gathered + r * n_in, X + order[start + r] * n_in, n_in * sizeof(floating))
             inputs = gathered
         batch_correct = 0
-        batch_loss = forward_loss(params, t.layout_data, t.n_layers, t.loss_code, inputs, Y,
-                                  weights, order + start, rows, weight_sum, workspace,
-                                  t.capacity, &batch_correct, first_done)
+        batch_loss = forward_loss(params, t.layout_data, t.n_layers, t.loss_code, inputs,
+                                  sparse, Y, weights, order + start, rows, weight_sum,
+                                  workspace, t.capacity, &batch_correct, first_done)
         if not isfinite(<floating>batch_loss):
             loss_failed[0] = True
             return start
         t.step += 1
         if t.plain_sgd:
             next_inputs = NULL
-            if t.batch_size == 1 and start + 1 < n_rows:
+            if t.batch_size == 1 and start + 1 < n_rows and sparse == NULL:
                 next_inputs = X + order[start + 1] * n_in
-            backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, NULL, t.hyperparams[LEARNING_RATE], next_inputs,
-                               NULL, NULL, 0)
+            backward_from_loss(params, t.layout_data, t.n_layers, inputs, sparse, rows,
+                               workspace, t.capacity, NULL, t.hyperparams[LEARNING_RATE],
+                               next_inputs, NULL, NULL, 0)
             first_done = next_inputs != NULL
-        elif rows == 1:
+        elif rows == 1 and sparse == NULL:
             # The optimizer's step taken layer by layer, in the backward pass.
             fill_step(t.hyperparams, t.optimizer_code, t.step, t.single, &step)
-            backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, NULL, 0.0, NULL, &step, state, t.n_params)
+            backward_from_loss(params, t.layout_data, t.n_layers, inputs, sparse, rows,
+                               workspace, t.capacity, NULL, 0.0, NULL, &step, state,
+                               t.n_params)
         else:
-            backward_from_loss(params, t.layout_data, t.n_layers, inputs, rows, workspace,
-                               t.capacity, grad, 0.0, NULL, NULL, NULL, 0)
+            backward_from_loss(params, t.layout_data, t.n_layers, inputs, sparse, rows,
+                               workspace, t.capacity, grad, 0.0, NULL, NULL, NULL, 0)
             optimizer_step(t.optimizer_code, t.hyperparams, params, grad, state, t.n_params,
                            t.step)
         if checked and not (all_finite(t.n_params, params) and (
