@@ -10,7 +10,8 @@ import pytest
 import cymlp
 from cymlp import MLP, BackendWarning, _backend
 
-KERNEL_FUNCTIONS = ("evaluate", "forward", "loss_and_grad", "uses_blas")
+KERNEL_FUNCTIONS = ("evaluate", "evaluate_csr", "forward", "forward_csr", "loss_and_grad",
+                    "loss_and_grad_csr", "uses_blas")
 KERNEL_NAMES = ("Trainer",) + KERNEL_FUNCTIONS
 TRAINER_METHODS = ("run", "evaluate")
 
