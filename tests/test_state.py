@@ -83,38 +83,33 @@ def test_load_state_dict_needs_the_main_entries(backend):
 # ---------------------------------------------------------------- validation split
 
 
-class _RecordingKernels:
-    """Wraps a kernel module and keeps the training rows each fit's Trainer gets."""
-
-    def __init__(self, module):
-        self._module = module
-        self.training_sets = []
-        seen = self.training_sets
-
-        class RecordingTrainer(module.Trainer):
-            def __init__(self, params, layout, loss, X, Y, *rest):
-                seen.append(X.copy())
-                super().__init__(params, layout, loss, X, Y, *rest)
-
-        self.Trainer = RecordingTrainer
-
-    def __getattr__(self, name):
-        return getattr(self._module, name)
-
-
 def test_validation_split_is_drawn_once_and_never_trained_on(backend, make_data):
+    # The oracle: the same fits on explicit copies of the training and the
+    # held-out rows. Equal weights and validation losses mean the held-out
+    # rows were never trained on, and the rows kept in place were visited in
+    # the order (and, with shuffling, the permutation) the copies would be.
     X, Y = make_data(40, 3, 2)
-    X[:, 0] = np.arange(40)                           # row numbers, to recognise rows
     net = MLP([3, 4, 2], seed=5, backend=backend)
-    spy = net._kernels = _RecordingKernels(net._kernels)
-    for _ in range(3):
-        net.fit(X, Y, epochs=2, validation_split=0.25, learning_rate=1e-3)
-    held_out = net.state_dict()["validation_rows"]
-    assert held_out["n_rows"] == 40 and held_out["fraction"] == 0.25
-    assert len(held_out["rows"]) == 10
-    for trained_on in spy.training_sets:
-        rows = set(trained_on[:, 0].astype(int))
-        assert len(rows) == 30 and not rows & set(held_out["rows"].tolist())
+    twin = MLP([3, 4, 2], seed=5, backend=backend)
+    first_rows = None
+    for fit in range(4):
+        shuffle = fit >= 2        # the split is drawn: both generators stay in step
+        if shuffle:
+            twin.load_state_dict(net.state_dict())
+        history = net.fit(X, Y, epochs=2, validation_split=0.25, learning_rate=0.1,
+                          batch_size=3, shuffle=shuffle)
+        held_out = net.state_dict()["validation_rows"]
+        assert held_out["n_rows"] == 40 and held_out["fraction"] == 0.25
+        rows = held_out["rows"]
+        assert len(rows) == 10
+        if first_rows is None:
+            first_rows = rows.copy()
+        np.testing.assert_array_equal(rows, first_rows)   # drawn once
+        train = np.setdiff1d(np.arange(40), rows)
+        reference = twin.fit(X[train], Y[train], epochs=2, validation_data=(X[rows], Y[rows]),
+                             learning_rate=0.1, batch_size=3, shuffle=shuffle)
+        np.testing.assert_array_equal(net.params, twin.params)
+        assert history.val_loss == reference.val_loss and history.loss == reference.loss
     # Another data size draws a new split; reset() forgets it.
     net.fit(X[:20], Y[:20], epochs=1, validation_split=0.25, learning_rate=1e-3)
     assert net.state_dict()["validation_rows"]["n_rows"] == 20

@@ -434,16 +434,18 @@ class MLP:
             raise ValueError(f"lr_schedule={lr_schedule!r} does not apply to L-BFGS, which has "
                              "no learning rate; leave it None")
         with self._exclusive("fit"):
-            X, Y, X_val, Y_val, sample_weight, val_weight = self._validation_split(
+            rows, X_val, Y_val, val_weight = self._validation_split(
                 X, Y, validation_data, validation_split, sample_weight)
             if settings.early_stopping and X_val is None:
                 raise ValueError("early_stopping=True needs validation_data or "
                                  "validation_split > 0")
-            if sample_weight is not None and not sample_weight.sum(dtype=np.float64) > 0:
+            if sample_weight is not None and not (
+                    sample_weight if rows is None else sample_weight[rows]).sum(
+                    dtype=np.float64) > 0:
                 raise ValueError("sample_weight: the training rows left by validation_split "
                                  "all have weight 0")
             return _fit(self, X, Y, X_val, Y_val, optimizer, settings, sample_weight,
-                        val_weight)
+                        val_weight, rows)
 
     def partial_fit(self, X: ArrayLike, Y: ArrayLike, *, learning_rate: float = UNSET,
                     batch_size: int = 1, shuffle: bool = False, optimizer: Any = "sgd",
@@ -595,7 +597,12 @@ class MLP:
         return self
 
     def _validation_split(self, X, Y, validation_data, validation_split, sample_weight=None):
-        """(X_train, Y_train, X_val, Y_val, w_train, w_val); validation and weights may be None."""
+        """(training rows, X_val, Y_val, w_val); each may be None.
+
+        The training rows (None: all of them) are indices into ``X``: they
+        are trained on in place, never copied (``X`` may be a memmap larger
+        than memory). The held-out rows of ``validation_split`` are copied.
+        """
         validation_split = check_float(validation_split, "validation_split", maximum=1.0,
                                        inclusive_minimum=True)
         if validation_data is not None:
@@ -609,9 +616,9 @@ class MLP:
             check_same_rows(X_val, Y_val, "validation_data[0]", "validation_data[1]")
             val_weight = None if len(validation_data) == 2 else as_sample_weight(
                 validation_data[2], "validation_data[2]", self.dtype, X_val.shape[0])
-            return X, Y, X_val, Y_val, sample_weight, val_weight
+            return None, X_val, Y_val, val_weight
         if not validation_split:
-            return X, Y, None, None, sample_weight, None
+            return None, None, None, None
         n_val = max(1, round(validation_split * X.shape[0]))
         if n_val >= X.shape[0]:
             raise ValueError(f"validation_split={validation_split} leaves no training rows "
@@ -626,14 +633,15 @@ class MLP:
                                              "fraction": validation_split, "rows": held_out}
         is_val = np.zeros(X.shape[0], dtype=bool)
         is_val[saved["rows"]] = True
+        held_out, rows = np.flatnonzero(is_val), np.flatnonzero(~is_val)
+        X_val, Y_val = _sparse.take_rows(X, held_out), Y[held_out]
         if sample_weight is None:
-            return X[~is_val], Y[~is_val], X[is_val], Y[is_val], None, None
-        val_weight = sample_weight[is_val]
+            return rows, X_val, Y_val, None
+        val_weight = sample_weight[held_out]
         if not val_weight.sum(dtype=np.float64) > 0:
             raise ValueError("sample_weight: the rows held out by validation_split all have "
                              "weight 0")
-        return (X[~is_val], Y[~is_val], X[is_val], Y[is_val], sample_weight[~is_val],
-                val_weight)
+        return rows, X_val, Y_val, val_weight
 
     # ------------------------------------------------------------ saving
 

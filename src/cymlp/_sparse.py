@@ -138,10 +138,18 @@ def as_csr_rows(X, name, dtype, n_columns=None, what="features"):
     return CSRRows(data, indices, indptr, shape)
 
 
+def take_rows(X, rows):
+    """``X[rows]`` as a new C-contiguous array, or new ``CSRRows``."""
+    return X.take(rows) if isinstance(X, CSRRows) else np.ascontiguousarray(X[rows])
+
+
 def largest_magnitude(X):
     """max |x| over the entries of a dense array or ``CSRRows`` (0 when none is stored)."""
     values = X.data if isinstance(X, CSRRows) else X
-    return float(np.abs(values).max()) if values.size else 0.0
+    if not values.size:
+        return 0.0
+    # Two reductions, no temporary |X|: X may be a memmap larger than memory.
+    return float(max(values.max(), -values.min()))
 
 
 # The kernels take a sparse X as its three arrays (``forward_csr`` and the

@@ -200,25 +200,33 @@ class Session:
         Checked weights (finite, >= 0, positive sum), in the network's
         dtype: each batch descends on its weighted mean loss, and the epoch's
         loss and accuracy are weighted means.
+    rows : ndarray of int or None
+        The rows of ``X`` (and ``Y``, ``sample_weight``) to train on, in
+        this order before any shuffle; None for all. They are read in place
+        (never gathered into a copy of the training set), so ``X`` may be a
+        memmap larger than memory.
     """
 
     def __init__(self, net, X, Y, batch_size, optimizer, check_outputs=False,
-                 sample_weight=None):
+                 sample_weight=None, rows=None):
         net._start_optimizer(optimizer)
         self.net, self.X, self.Y, self.batch_size = net, X, Y, batch_size
         self.sample_weight = sample_weight
-        self.total_weight = X.shape[0] if sample_weight is None else float(
-            np.add.reduce(sample_weight, dtype=np.float64))
+        self.in_order = (np.arange(X.shape[0]) if rows is None
+                         else np.array(rows, dtype=np.intp))
+        self.n_rows = self.in_order.shape[0]
+        self.total_weight = self.n_rows if sample_weight is None else float(
+            np.add.reduce(sample_weight if rows is None else sample_weight[self.in_order],
+                          dtype=np.float64))
         self.epoch_start = _Snapshot(net) if check_outputs else None
-        self.output_check = OutputCheck(net, X, Y) if check_outputs else None
+        self.output_check = OutputCheck(net, X, Y, rows) if check_outputs else None
         weights = {} if sample_weight is None else {"sample_weight": sample_weight}
         self.trainer = net._kernels.Trainer(net._params, net._layout, net._loss_code, X, Y,
                                             batch_size, optimizer, net._optimizer_state,
                                             net._step, **weights)
-        rows = min(batch_size, X.shape[0])
+        rows = min(batch_size, self.n_rows)
         self.threads = threads_for(net._layout, rows, net.n_threads)
         self.needs_blas = reaches_blas(net._layout, rows, net._kernels)
-        self.in_order = np.arange(X.shape[0])
         self.shuffled = np.empty_like(self.in_order)
         self.chunk_rows = batch_size * max(1, FIRST_CHUNK_ROWS // batch_size)
 
@@ -297,21 +305,27 @@ class Session:
 
 
 @contextlib.contextmanager
-def open_session(net, X, Y, batch_size, optimizer, check_outputs=False, sample_weight=None):
+def open_session(net, X, Y, batch_size, optimizer, check_outputs=False, sample_weight=None,
+                 rows=None):
     """A ``Session`` on ``net`` with its training lock and its BLAS thread limit held."""
     with net._exclusive("fit"):
         session = Session(net, X, Y, batch_size, optimizer, check_outputs=check_outputs,
-                          sample_weight=sample_weight)
+                          sample_weight=sample_weight, rows=rows)
         with session.limit_threads():
             yield session
 
 
-def fit(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None, val_weight=None):
-    """Train ``net`` (its training lock held) and return the ``History``."""
+def fit(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None, val_weight=None,
+        rows=None):
+    """Train ``net`` (its training lock held) on ``rows`` of X (None: all); the ``History``."""
     if optimizer.code == "lbfgs":
+        if rows is not None:    # full-batch: the objective reads one block of rows
+            X, Y = _sparse.take_rows(X, rows), Y[rows]
+            sample_weight = None if sample_weight is None else sample_weight[rows]
         return fit_lbfgs(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight,
                          val_weight)
-    session = Session(net, X, Y, settings.batch_size, optimizer, sample_weight=sample_weight)
+    session = Session(net, X, Y, settings.batch_size, optimizer, sample_weight=sample_weight,
+                      rows=rows)
     history = net.history = History()
     best = _Snapshot(net) if settings.early_stopping else None
     epoch_start = _Snapshot(net)
@@ -324,7 +338,7 @@ def fit(net, X, Y, X_val, Y_val, optimizer, settings, sample_weight=None, val_we
                 epoch_start = best
             if history.epochs:
                 try:
-                    OutputCheck(net, X, Y)(history.epochs, epoch_start)
+                    OutputCheck(net, X, Y, rows)(history.epochs, epoch_start)
                 except TrainingDiverged:
                     history._drop_from(history.epochs - 1)
                     raise
@@ -346,7 +360,7 @@ def _run_epochs(net, session, history, settings, base_rate, X_val, Y_val, best, 
     for epoch in range(settings.epochs):
         epoch_start.save()
         session.learning_rate = settings.schedule(base_rate, epoch,
-                                                  samples_seen=epoch * session.X.shape[0],
+                                                  samples_seen=epoch * session.n_rows,
                                                   losses=history.loss)
         try:
             loss, accuracy = session.run_epoch(epoch + 1, settings.shuffle)
@@ -418,8 +432,9 @@ class OutputCheck:
     its own.
     """
 
-    def __init__(self, net, X, Y):
-        self.net, self.X, self.Y = net, X, Y
+    def __init__(self, net, X, Y, rows=None):
+        # (Over all the rows of X and Y, a superset of ``rows``: still a bound.)
+        self.net, self.X, self.Y, self.rows = net, X, Y, rows
         target_magnitude = float(np.abs(Y).max()) if Y.size else 0.0
         self.safe = 1e-3 * math.sqrt(float(np.finfo(net.dtype).max)) / (1 + target_magnitude)
         self.input_magnitude = _sparse.largest_magnitude(X)
@@ -437,12 +452,7 @@ class OutputCheck:
     def __call__(self, epoch, epoch_start):
         if self.output_bound() < self.safe:
             return
-        net, X = self.net, self.X
-        rows = _sparse.inference_rows(net._layout, X)
-        with blas_threads_for(net._layout, rows, net.n_threads, net._kernels):
-            loss_sum, _ = _sparse.evaluate(net._kernels, net._params, net._layout,
-                                           net._loss_code, X, self.Y, rows)
-        if _finite(net, loss_sum):
+        if _finite(self.net, self._training_loss()):
             return
         epoch_start.restore()
         error = TrainingDiverged(
@@ -451,6 +461,22 @@ class OutputCheck:
             "network was left as it was at the start of that epoch.")
         error.epoch = epoch
         raise error
+
+    def _training_loss(self):
+        """The summed loss on the training rows (gathered a block at a time when a subset)."""
+        net, X, Y = self.net, self.X, self.Y
+        block = _sparse.inference_rows(net._layout, X)
+        total = 0.0
+        with blas_threads_for(net._layout, block, net.n_threads, net._kernels):
+            if self.rows is None:
+                return _sparse.evaluate(net._kernels, net._params, net._layout,
+                                        net._loss_code, X, Y, block)[0]
+            for start in range(0, self.rows.shape[0], block):
+                rows = self.rows[start:start + block]
+                total += _sparse.evaluate(net._kernels, net._params, net._layout,
+                                          net._loss_code, _sparse.take_rows(X, rows),
+                                          np.ascontiguousarray(Y[rows]), block)[0]
+        return total
 
     def output_bound(self):
         """A bound on |pre-activation| in every layer for the inputs of X.

@@ -63,7 +63,7 @@ from . import _training
 from ._codes import classify
 from ._network import MLP
 from ._params import layer_views
-from ._sparse import as_csr_rows
+from ._sparse import as_csr_rows, take_rows
 from ._training import TrainingDiverged
 from ._validation import (
     as_array,
@@ -383,8 +383,8 @@ class _BaseMLP(BaseEstimator):
         random_state = check_random_state(self.random_state)
         if first_pass:
             initial = self._initial_parameters(layer_sizes, params, random_state)
-        data = SimpleNamespace(X=X, Y=Y, weight=sample_weight, X_val=None, Y_val=None,
-                               y_val=None, weight_val=None)
+        data = SimpleNamespace(X=X, Y=Y, weight=sample_weight, rows=None, X_val=None,
+                               Y_val=None, y_val=None, weight_val=None)
         if params.early_stopping and params.solver != "lbfgs":
             self._split(data, targets, params, random_state)
 
@@ -515,13 +515,14 @@ class _BaseMLP(BaseEstimator):
                              "or the size of your dataset.")
         weight = data.weight
         if weight is not None:
-            data.weight, data.weight_val = weight[train], weight[val]
-            if not data.weight.sum(dtype=np.float64) > 0 or not data.weight_val.sum(
+            data.weight_val = weight[val]
+            if not weight[train].sum(dtype=np.float64) > 0 or not data.weight_val.sum(
                     dtype=np.float64) > 0:
                 raise ValueError("sample_weight: the early-stopping split left the training "
                                  "or the validation rows with weights that are all 0")
-        data.X_val, data.Y_val, data.y_val = data.X[val], data.Y[val], targets.y[val]
-        data.X, data.Y = data.X[train], data.Y[train]
+        data.X_val, data.Y_val, data.y_val = take_rows(data.X, val), data.Y[val], targets.y[val]
+        # The training rows are read in place, in the split's order (X may be a memmap).
+        data.rows = train
 
     def _optimizer(self, params, batch_size, mean_weight=1.0):
         """The ``cymlp.optim`` optimizer that takes scikit-learn's steps.
@@ -591,7 +592,9 @@ class _BaseMLP(BaseEstimator):
         the SGD learning rate of ``learning_rate="invscaling"/"adaptive"``).
         """
         net = self.net_
-        n_train = data.X.shape[0]
+        rows = data.rows
+        n_train = data.X.shape[0] if rows is None else rows.shape[0]
+        train_weight = data.weight if rows is None or data.weight is None else data.weight[rows]
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
         else:
@@ -599,12 +602,12 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
                               "It is going to be clipped", stacklevel=4)
             batch_size = min(self.batch_size, n_train)
-        total_weight = n_train if data.weight is None else float(
-            data.weight.sum(dtype=np.float64))
+        total_weight = n_train if train_weight is None else float(
+            train_weight.sum(dtype=np.float64))
         optimizer = self._optimizer(params, batch_size, total_weight / n_train)
         n_batches = -(-n_train // batch_size)
         loss_scale, scale = self._loss_scale, self._gradient_scale
-        offset = self._loss_offset(data.Y, data.weight)
+        offset = self._loss_offset(data.Y if rows is None else data.Y[rows], train_weight)
         if params.early_stopping:
             val_offset = self._loss_offset(data.Y_val, data.weight_val)
         sgd = params.solver == "sgd"
@@ -612,7 +615,8 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0
         try:
             with _training.open_session(net, data.X, data.Y, batch_size, optimizer,
-                                        check_outputs=True, sample_weight=data.weight) as session:
+                                        check_outputs=True, sample_weight=data.weight,
+                                        rows=rows) as session:
                 for _ in range(params.max_iter):
                     if sgd:
                         session.learning_rate = self._sgd_learning_rate / scale
