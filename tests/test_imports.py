@@ -18,7 +18,7 @@ import cymlp
 # (numpy.typing is: MLP's annotations name its ArrayLike, for get_type_hints.)
 NOT_ON_IMPORT = ("scipy", "scipy.linalg", "scipy.special", "threadpoolctl", "numpy.random",
                  "cymlp.datasets", "cymlp._kernels", "cymlp._numpy_kernels",
-                 "cymlp._io", "cymlp.sklearn", "cymlp.plot", "cymlp.cli", "sklearn",
+                 "cymlp._io", "cymlp.sklearn", "cymlp.plot", "cymlp.cli", "cymlp.torch", "sklearn",
                  "matplotlib", "torch")
 
 
