@@ -175,6 +175,10 @@ def test_bad_sparse_inputs_are_named(backend):
     broken.data = np.array([1.0, 2.0])
     with pytest.raises(ValueError, match="X is a malformed sparse matrix"):
         net.predict(broken)
+    with pytest.raises(TypeError, match="Y must be a dense array; got a sparse matrix"):
+        net.fit(X, sp.csr_matrix(Y))
+    with pytest.raises(TypeError, match="sample_weight must be a dense array"):
+        net.fit(X, Y, sample_weight=sp.csr_matrix(np.ones((1, X.shape[0]))))
     # Nothing was trained by the failed fits.
     assert net.history is None or net.history.epochs == 0
 

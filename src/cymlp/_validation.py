@@ -76,6 +76,9 @@ def _real_array(array, name):
     """``array`` as an ndarray of integers or floats (booleans refused)."""
     if isinstance(array, (str, bytes)):
         raise TypeError(f"{name} must be a numeric array; got a {type(array).__name__}")
+    if hasattr(array, "tocsr") and hasattr(array, "nnz"):   # scipy.sparse, where X is not
+        raise TypeError(f"{name} must be a dense array; got a sparse matrix "
+                        f"({name}.toarray() converts it)")
     try:
         converted = np.asarray(array)
     except (ValueError, TypeError) as error:
