@@ -19,7 +19,7 @@ import cymlp
 NOT_ON_IMPORT = ("scipy", "scipy.linalg", "scipy.special", "threadpoolctl", "numpy.random",
                  "cymlp.datasets", "cymlp._kernels", "cymlp._numpy_kernels",
                  "cymlp._io", "cymlp.sklearn", "cymlp.plot", "cymlp.cli", "sklearn",
-                 "matplotlib", "torch")
+                 "matplotlib", "torch", "cymlp.dask", "dask", "distributed")
 
 
 def loaded_after(code, backend=None):
