@@ -18,8 +18,8 @@ import cymlp
 # (numpy.typing is: MLP's annotations name its ArrayLike, for get_type_hints.)
 NOT_ON_IMPORT = ("scipy", "scipy.linalg", "scipy.special", "threadpoolctl", "numpy.random",
                  "cymlp.datasets", "cymlp._kernels", "cymlp._numpy_kernels",
-                 "cymlp._io", "cymlp.sklearn", "cymlp.plot", "cymlp.cli", "cymlp.torch", "sklearn",
-                 "matplotlib", "torch")
+                 "cymlp._io", "cymlp.sklearn", "cymlp.plot", "cymlp.cli", "cymlp.torch",
+                 "cymlp.dask", "sklearn", "matplotlib", "torch", "dask", "distributed")
 
 
 def loaded_after(code, backend=None):
