@@ -192,6 +192,21 @@ def _history_problem(lengths, stopped_early, best_epoch):
 
 def _write_atomically(path, members):
     """Write ``members`` as an uncompressed .npz that replaces ``path`` only when complete."""
+    def write_archive(file):
+        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name, array in members.items():
+                with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+    write_file_atomically(path, write_archive)
+
+
+def write_file_atomically(path, write):
+    """Call ``write(file)`` on a new file that replaces ``path`` only when complete.
+
+    The one way cymlp writes files (models, ONNX exports): into a temporary
+    file beside ``path``, flushed to disk, then renamed over it, so a crash
+    mid-write leaves any earlier file intact.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save to {path!r}: directory {directory!r} does not exist")
@@ -199,10 +214,7 @@ def _write_atomically(path, members):
     try:
         with os.fdopen(descriptor, "wb") as file:
             descriptor = None                 # the file object closes it now
-            with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
-                for name, array in members.items():
-                    with archive.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

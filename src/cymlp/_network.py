@@ -664,6 +664,31 @@ class MLP:
         from ._io import save_network
         save_network(self, path)
 
+    def to_onnx(self, dtype: Optional[DTypeLike] = None) -> Any:
+        """The network as an ONNX model (see :func:`cymlp.onnx.to_onnx`).
+
+        Input ``"X"`` of shape ``[N, n_features]`` (any batch size ``N``),
+        output ``"Y"`` of shape ``[N, n_outputs]``: what :meth:`predict`
+        returns, computed by standard ONNX operators.
+
+        Parameters
+        ----------
+        dtype : numpy.float32, numpy.float64 or None, default=None
+            Element type of the graph; None: the network's dtype.
+
+        Returns
+        -------
+        onnx.ModelProto
+
+        Raises
+        ------
+        ImportError
+            The ``onnx`` package is missing: ``pip install "cymlp[onnx]"``.
+        """
+        # Imported here: onnx is an optional extra, loaded only by those who export.
+        from .onnx import to_onnx
+        return to_onnx(self, dtype=dtype)
+
     # ------------------------------------------------------------ inference
 
     def predict(self, X: ArrayLike) -> np.ndarray:

@@ -3,7 +3,8 @@
 ``cymlp demo`` trains the tutorial's 30-5-3 letters network and prints what
 the tutorial prints (``_demo.py``); ``train``, ``predict``, ``evaluate`` and
 ``info`` work on data files and saved models (their tables, standardisation
-and target encoding are in ``_tabular.py``).
+and target encoding are in ``_tabular.py``); ``export`` writes a saved model
+as an ONNX graph (``cymlp/onnx.py``).
 
 Errors a user can cause (a bad option, a data or model file that is missing
 or malformed, a backend or extra that is not installed) print one line to
@@ -34,7 +35,14 @@ from ._demo import (
     plot_path,
     run_demo,
 )
-from ._errors import BAD_ARGUMENT, BAD_FILE, CLIError, check_backend, reported
+from ._errors import (
+    BAD_ARGUMENT,
+    BAD_FILE,
+    MISSING_EXTRA,
+    CLIError,
+    check_backend,
+    reported,
+)
 from ._tabular import (
     class_probabilities,
     encode_for_model,
@@ -44,7 +52,9 @@ from ._tabular import (
     load_saved,
     plain_label,
     read_table,
+    saved_by_train,
     standardise,
+    train_settings,
 )
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -203,6 +213,24 @@ def build_parser():
                     "summary of its training history.")
     info.add_argument("model", help="model file (.npz)")
     info.set_defaults(run=run_info)
+
+    export = commands.add_parser(
+        "export", help="convert a saved model to ONNX",
+        description="Write a saved model as an ONNX graph of standard operators (input 'X' "
+                    "of shape [N, n_features], any batch size N). A model saved by 'cymlp "
+                    "train' keeps its standardisation, (X - mean) / scale, inside the graph, "
+                    "so X holds the raw features in the order of the training columns; a "
+                    "classifier's graph outputs 'probabilities' (one column per class) and "
+                    "'label' (the predicted class: int64 when every class name is a whole "
+                    "number, else strings), a regression's 'Y'. Any other model file gives "
+                    "the network alone, with output 'Y'. An existing output file is "
+                    "replaced. Needs onnx: pip install \"cymlp[onnx]\".",
+        epilog="example: cymlp export model.npz model.onnx --dtype float32")
+    export.add_argument("model", help="model file (.npz)")
+    export.add_argument("out", help="ONNX file to write (conventionally .onnx)")
+    export.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                        help="element type of the graph (default: the model's)")
+    export.set_defaults(run=run_export)
     return parser
 
 
@@ -413,6 +441,43 @@ def run_info(args):
             print(f"Stopped early; weights of epoch {history.best_epoch} kept")
     else:
         print("Training: none recorded")
+    return 0
+
+
+def run_export(args):
+    """Write a saved model as an ONNX file."""
+    from .._io import write_file_atomically
+    # Checked before the model is read, as 'train' checks --out before training.
+    directory = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(directory):
+        raise CLIError(f"cannot write {args.out!r}: directory {directory!r} does not exist")
+    if os.path.isdir(args.out):
+        raise CLIError(f"cannot write {args.out!r}: it is a directory; name a file, "
+                       "e.g. model.onnx")
+    from ..onnx import _onnx, model_with_preprocessing
+    with reported(*MISSING_EXTRA):
+        _onnx()   # before the model is read: say at once that the extra is missing
+    net, extra, arrays = load_saved(args.model)
+    dtype = None if args.dtype is None else np.dtype(args.dtype).type
+    if saved_by_train(extra, arrays):
+        settings, mean, scale = train_settings(args.model, net, extra, arrays)
+        classes = settings["classes"]
+        if classes is not None and not (all(isinstance(c, int) for c in classes)
+                                        or all(isinstance(c, str) for c in classes)):
+            # Class names with fractions (0.5, 1, 1.5): ONNX labels are int64
+            # or strings, so they become the text 'cymlp predict' prints.
+            classes = [str(c) for c in classes]
+        model = model_with_preprocessing(net, dtype=dtype, mean=mean, scale=scale,
+                                         classes=classes)
+        kind = ("classifier: outputs 'probabilities', 'label'" if classes is not None
+                else "regression: output 'Y'")
+    else:
+        model = model_with_preprocessing(net, dtype=dtype)
+        kind = "network only (no 'cymlp train' metadata): output 'Y'"
+    with reported(*BAD_FILE, prefix=f"cannot write {args.out!r}: "):
+        write_file_atomically(args.out, lambda file: file.write(model.SerializeToString()))
+    element = np.dtype(dtype or net.dtype).name
+    print(f"Wrote {args.out}: {' -> '.join(map(str, net.layer_sizes))} ({element}), {kind}")
     return 0
 
 

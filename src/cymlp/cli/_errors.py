@@ -23,6 +23,7 @@ BAD_ARGUMENT = (ValueError, TypeError)  # argument checks, e.g. MLP.fit(validati
 MISSING_BACKEND = (ImportError,)        # a backend asked for by name that cannot be loaded
 BAD_MODEL_FILE = (ValueError,)          # cymlp.load: not a valid cymlp model file
 BAD_FILE = (OSError,)                   # a file the user named: missing, unreadable, unwritable
+MISSING_EXTRA = (ImportError,)          # an optional extra (e.g. onnx) that is not installed
 
 
 @contextmanager

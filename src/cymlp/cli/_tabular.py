@@ -347,11 +347,27 @@ def load_saved(path, backend=None):
 def load_model(path, backend):
     """``(net, settings, mean, scale)`` of a model saved by ``cymlp train``."""
     net, extra, arrays = load_saved(path, backend)
-    settings = extra.get("cli") if isinstance(extra, dict) else None
-    if (not isinstance(settings, dict) or "feature_mean" not in arrays
-            or "feature_scale" not in arrays):
+    if not saved_by_train(extra, arrays):
         raise CLIError(f"{path}: this model was not saved by 'cymlp train' (it lacks the "
                        "feature statistics and labels the command line needs)")
+    return (net, *train_settings(path, net, extra, arrays))
+
+
+def saved_by_train(extra, arrays):
+    """Whether a saved model carries what ``cymlp train`` stores (checked by ``train_settings``)."""
+    return (isinstance(extra, dict) and isinstance(extra.get("cli"), dict)
+            and "feature_mean" in arrays and "feature_scale" in arrays)
+
+
+def train_settings(path, net, extra, arrays):
+    """``(settings, mean, scale)`` that ``cymlp train`` stored with ``net``, checked.
+
+    Raises
+    ------
+    CLIError
+        They do not match the network (a damaged or hand-made file).
+    """
+    settings = extra["cli"]
     mean, scale = arrays["feature_mean"], arrays["feature_scale"]
     names = settings.get("feature_names")
     if (not isinstance(names, list) or len(names) != net.layer_sizes[0]
@@ -369,4 +385,4 @@ def load_model(path, backend):
                        for c in classes)
             or len(set(classes)) != len(classes)):
         raise CLIError(f"{path}: the model's class labels do not match its outputs")
-    return net, settings, mean, scale
+    return settings, mean, scale
