@@ -240,7 +240,8 @@ def reference_pre_activations_fixture():
 # to start, and a test or module that skips for want of a module fails.
 
 ORACLE_MODULES = ("torch", "sklearn", "pandas", "matplotlib", "tqdm", "hypothesis",
-                  "threadpoolctl", "dask", "distributed", "dask_ml")
+                  "threadpoolctl", "dask", "distributed", "dask_ml", "onnx", "onnxruntime",
+                  "skl2onnx")
 _ORACLE_NAMES = set(ORACLE_MODULES) | {"pytorch", "scikit-learn"}
 REQUIRE_EXTRAS = os.environ.get("CYMLP_REQUIRE_EXTRAS", "0") not in ("", "0")
 

@@ -192,6 +192,21 @@ def test_fit_incremental_finds_the_classes_and_continues_a_fitted_model(client, 
     assert_same_weights(again, local)
 
 
+def test_fit_incremental_on_targets_computed_from_x(client, backend):
+    # Data generated on the workers, y computed from X: the blocks of X and y
+    # share ancestors in the graph (this once hung dask.distributed 2026.8).
+    from cymlp.dask import fit_incremental
+    dX = da.random.default_rng(0).normal(size=(3000, 6), chunks=(1000, 6))
+    dy = (dX[:, 0] + dX[:, 1] > 0).astype(int)
+    settings = dict(hidden_layer_sizes=(6,), random_state=0, backend=backend)
+    model = fit_incremental(MLPClassifier(**settings), dX, dy, classes=[0, 1], epochs=2,
+                            timeout=TIMEOUT)
+    X, y = compute(client, dX), compute(client, dy)
+    local = local_partial_fit(MLPClassifier(**settings), X, y, (1000,) * 3, epochs=2,
+                              classes=[0, 1])
+    assert_same_weights(model, local)
+
+
 def test_blocked_predictions_equal_local(client, backend):
     from cymlp.dask import predict_blocks, predict_proba_blocks
     X, y = blocks_data()

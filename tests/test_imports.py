@@ -19,7 +19,8 @@ import cymlp
 NOT_ON_IMPORT = ("scipy", "scipy.linalg", "scipy.special", "threadpoolctl", "numpy.random",
                  "cymlp.datasets", "cymlp._kernels", "cymlp._numpy_kernels",
                  "cymlp._io", "cymlp.sklearn", "cymlp.plot", "cymlp.cli", "cymlp.torch",
-                 "cymlp.dask", "sklearn", "matplotlib", "torch", "dask", "distributed")
+                 "cymlp.dask", "cymlp.onnx", "sklearn", "matplotlib", "torch", "dask",
+                 "distributed", "onnx", "onnxruntime", "skl2onnx")
 
 
 def loaded_after(code, backend=None):

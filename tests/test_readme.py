@@ -67,9 +67,8 @@ def apply(code, directives):
     return code, target
 
 
-BLOCKS = readme_blocks()
-PYTHON = [block for block in BLOCKS if block[0] == "python"]
-SESSIONS = [block for block in BLOCKS if block[0] == "text" and block[1].startswith("$ ")]
+BLOCKS = [block for block in readme_blocks()
+          if block[0] == "python" or (block[0] == "text" and block[1].startswith("$ "))]
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +93,18 @@ def iris_csv(path):
 _NAMESPACE = {"__name__": "__readme__"}
 
 
-@pytest.mark.parametrize("language, code, directives, line", PYTHON,
-                         ids=[f"line{block[3]}" for block in PYTHON])
-def test_python_block_runs(language, code, directives, line, workdir, monkeypatch):
+@pytest.mark.parametrize("language, code, directives, line", BLOCKS,
+                         ids=[f"{block[0]}-line{block[3]}" for block in BLOCKS])
+def test_readme_block(language, code, directives, line, workdir, monkeypatch):
+    # One test per block, in the README's order: a session may make a file a
+    # later Python block reads, and the other way round.
+    if language == "python":
+        run_python(code, directives, line, workdir, monkeypatch)
+    else:
+        reproduce_session(code, directives, line, workdir)
+
+
+def run_python(code, directives, line, workdir, monkeypatch):
     code, target = apply(code, directives)
     if target is not None:
         (workdir / target).write_text(code, encoding="utf-8")
@@ -145,9 +153,7 @@ def sessions(text):
     return result
 
 
-@pytest.mark.parametrize("language, text, directives, line", SESSIONS,
-                         ids=[f"line{block[3]}" for block in SESSIONS])
-def test_shell_session_is_reproduced(language, text, directives, line, workdir):
+def reproduce_session(text, directives, line, workdir):
     pytest.importorskip("sklearn")
     command_dir = Path(sys.executable).parent
     if shutil.which("cymlp", path=str(command_dir)) is None:

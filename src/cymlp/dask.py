@@ -18,6 +18,7 @@ from collections import deque
 import numpy as np
 
 try:
+    import dask
     import dask.array as da
     from distributed import default_client, wait
 except ImportError as error:  # pragma: no cover - exercised by tests/test_dask.py
@@ -33,8 +34,13 @@ __all__ = ["fit_incremental", "predict_blocks", "predict_proba_blocks"]
 _LOOKAHEAD = 2
 
 
-def _partial_fit_block(model, X, y, classes):
-    """``model.partial_fit`` on one block, on a copy: a task's input is never changed."""
+def _pair(X, y):
+    return X, y
+
+
+def _partial_fit_block(model, block, classes):
+    """``model.partial_fit`` on one block ``(X, y)``, on a copy: a task's input is never changed."""
+    X, y = block
     model = copy.deepcopy(model)
     if classes is None:
         return model.partial_fit(X, y)
@@ -93,10 +99,12 @@ def fit_incremental(estimator, X, y, classes=None, *, client=None, epochs=1, tim
     in_flight = deque()
     for _ in range(epochs):
         for block in range(X.numblocks[0]):
-            X_block = client.compute(X.blocks[block])
-            y_block = client.compute(y.blocks[block])
-            model = client.submit(_partial_fit_block, model, X_block, y_block, classes,
-                                  pure=False)
+            # X's and y's block as one future: they may share ancestors (y
+            # computed from X), and two futures of such a graph, released as
+            # the chain moves on, trip dask.distributed's scheduler (2026.8:
+            # "assert ts.priority" and a hung fit).
+            rows = client.compute(dask.delayed(_pair)(X.blocks[block], y.blocks[block]))
+            model = client.submit(_partial_fit_block, model, rows, classes, pure=False)
             in_flight.append(model)
             if len(in_flight) > _LOOKAHEAD:
                 done = in_flight.popleft()
