@@ -1,7 +1,9 @@
 """The command line, run as a user would: in a subprocess."""
 
+import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -9,12 +11,14 @@ import numpy as np
 import pytest
 
 import cymlp
+import cymlp.cli
 from cymlp import MLP
 
 
-def run_cli(*args, backend=None, module=False):
-    command = [sys.executable, "-m", "cymlp"] if module else [
-        os.path.join(os.path.dirname(sys.executable), "cymlp")]
+def run_cli(*args, backend=None, command=None):
+    # `python -m cymlp` runs the cymlp this interpreter imports (PYTHONPATH
+    # included): the code under test, never a stale installed copy.
+    command = command or [sys.executable, "-m", "cymlp"]
     env = dict(os.environ)
     if backend:
         env["CYMLP_BACKEND"] = backend
@@ -22,9 +26,40 @@ def run_cli(*args, backend=None, module=False):
                           timeout=120)
 
 
-@pytest.mark.parametrize("module", [False, True], ids=["console-script", "python-m"])
-def test_demo_prints_the_tutorial_output(backend, module):
-    result = run_cli("demo", backend=backend, module=module)
+def installed_console_script():
+    """The ``cymlp`` command on PATH, else the one beside this interpreter, else None."""
+    beside = os.path.join(os.path.dirname(sys.executable), "cymlp")
+    return shutil.which("cymlp") or (beside if os.access(beside, os.X_OK) else None)
+
+
+def test_the_console_script_is_declared_and_installed():
+    # pyproject.toml declares `cymlp = "cymlp.cli:main"`; an installed cymlp
+    # carries that entry point, and its script runs. (The behaviour tests use
+    # `python -m cymlp`: a script on PATH may belong to another install.)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pyproject = os.path.join(root, "pyproject.toml")
+    if os.path.isfile(pyproject):
+        with open(pyproject, encoding="utf-8") as file:
+            text = file.read()
+        assert re.search(r'^\[project\.scripts\]\s*^cymlp = "cymlp\.cli:main"$', text,
+                         re.MULTILINE), "pyproject.toml does not declare the cymlp script"
+    try:
+        entry_points = importlib.metadata.distribution("cymlp").entry_points
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("cymlp is not installed (running from a source tree)")
+    (entry_point,) = [ep for ep in entry_points
+                      if ep.group == "console_scripts" and ep.name == "cymlp"]
+    assert entry_point.value == "cymlp.cli:main"
+    assert entry_point.load() is cymlp.cli.main
+    script = installed_console_script()
+    assert script is not None, "cymlp is installed without its console script"
+    result = run_cli("--help", command=[script])
+    assert result.returncode == 0, result.stderr
+    assert "usage: cymlp" in result.stdout and "train" in result.stdout
+
+
+def test_demo_prints_the_tutorial_output(backend):
+    result = run_cli("demo", backend=backend)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     epochs = [line for line in lines if line.startswith("Epoch: ")]

@@ -141,7 +141,14 @@ def test_binary_bce_on_npy_with_numeric_classes(tmp_path):
     prediction = run_cli("predict", model, features_only)
     assert prediction.returncode == 0, prediction.stderr
     assert prediction.stdout.splitlines()[0] == "prediction,p_0,p_7"
-    assert_one_line_error(run_cli("predict", model, data), "3 feature columns", "expects 2")
+    # A file laid out as the training file gives the features by index; its
+    # target column is ignored, as a CSV file's is.
+    same_layout = run_cli("predict", model, data)
+    assert same_layout.returncode == 0, same_layout.stderr
+    assert same_layout.stdout == prediction.stdout
+    wider = tmp_path / "wider.npy"
+    np.save(wider, np.column_stack([X, label, label]))
+    assert_one_line_error(run_cli("predict", model, wider), "4 feature columns", "expects 2")
     assert set(line.split(",")[0] for line in prediction.stdout.splitlines()[1:]) <= {"0", "7"}
 
 
@@ -193,9 +200,9 @@ def _write(path, text):
     (lambda d, m, t: ["train", d, "--target", "species", "--hidden", "8,x"], ["--hidden"]),
     (lambda d, m, t: ["train", d, "--target", "species", "--epochs", "0"], ["--epochs"]),
     (lambda d, m, t: ["train", d, "--target", "species", "--validation-split", "1.5"],
-     ["validation_split"]),
+     ["--validation-split", "0 <= S < 1"]),
     (lambda d, m, t: ["train", d, "--target", "species", "--early-stopping"],
-     ["early_stopping"]),
+     ["--early-stopping", "--validation-split"]),
     (lambda d, m, t: ["train", d, "--target", "species", "--out", t / "no" / "m.npz"],
      ["does not exist"]),
     (lambda d, m, t: ["predict", t / "missing.npz", d], ["no such model file"]),

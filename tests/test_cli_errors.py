@@ -141,14 +141,27 @@ def test_the_demo_reports_divergence(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("extra, fragment", [
-    (["--validation-split", "1.5"], "validation_split"),
-    (["--validation-split", "0.999"], "leaves no training rows"),
-    (["--early-stopping"], "early_stopping"),
-    (["--optimizer", "sgd", "--momentum", "nan"], "momentum"),
+    (["--validation-split", "0.999"], "--validation-split 0.999 leaves no training rows"),
+    (["--early-stopping"], "--early-stopping needs --validation-split"),
     (["--momentum", "0.5"], "--momentum applies to --optimizer sgd"),
 ])
 def test_options_fit_checks_are_reported(data, tmp_path, capsys, extra, fragment):
     assert_reported(main(train_args(data, tmp_path, *extra)), capsys, fragment)
+    assert "_" not in capsys.readouterr().err.split(":")[0]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--validation-split", "1.5"], "--validation-split"),
+    (["--optimizer", "sgd", "--momentum", "nan"], "--momentum"),
+    (["--weight-decay", "-1"], "--weight-decay"),
+])
+def test_option_ranges_are_usage_errors_naming_the_flag(data, tmp_path, capsys, extra,
+                                                        fragment):
+    with pytest.raises(SystemExit) as exit_info:
+        main(train_args(data, tmp_path, *extra))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "_" not in err.replace("--validation-split", "")
 
 
 @pytest.mark.parametrize("command", [["demo", "--epochs", "1"], None], ids=["demo", "train"])

@@ -171,17 +171,23 @@ def test_bad_options_fail_in_one_line(args, fragments):
     assert "Epoch:" not in result.stdout
 
 
-@needs_matplotlib
-def test_unwritable_plot_path_fails_after_the_training_output(backend, tmp_path):
-    target = tmp_path / "no such folder" / "demo.png"
+@pytest.mark.parametrize("make_target, fragment", [
+    (lambda t: t / "no such folder" / "demo.png", "does not exist"),
+    (lambda t: t / "a folder.png", "is a directory"),
+], ids=["missing-folder", "directory"])
+def test_an_unwritable_plot_path_fails_before_training(backend, tmp_path, make_target,
+                                                       fragment):
+    target = make_target(tmp_path)
+    if target.name == "a folder.png":
+        target.mkdir()
     result = run_cli("demo", "--plot", str(target), backend=backend)
-    assert_one_line_error(result, "--plot", "cannot write", str(target))
-    assert "Epoch: 100, Accuracy: 100.00%" in result.stdout
-    assert result.stdout.rstrip().splitlines()[-1].startswith(f"Backend: {backend}")
-    assert not target.exists()
+    assert_one_line_error(result, "--plot", "cannot write", str(target), fragment)
+    assert "Errno" not in result.stderr
+    assert result.stdout == ""  # no training was done for nothing
+    assert not (tmp_path / "no such folder").exists()
 
 
-def test_missing_matplotlib_fails_in_one_line_after_the_training_output(backend, tmp_path):
+def test_missing_matplotlib_fails_in_one_line_before_training(backend, tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None\n"  # as if it were not installed
             "from cymlp.cli import main\n"
             f"sys.exit(main(['demo', '--backend', {backend!r}, '--plot', "
@@ -189,7 +195,7 @@ def test_missing_matplotlib_fails_in_one_line_after_the_training_output(backend,
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120)
     assert_one_line_error(result, "--plot", 'pip install "cymlp[plot]"')
-    assert "Epoch: 100, Accuracy: 100.00%" in result.stdout
+    assert result.stdout == ""
     assert not (tmp_path / "demo.png").exists()
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import MLP, TrainingDiverged, available_backends, datasets
 from .._codes import classify
-from ._errors import CLIError, check_backend, reported
+from ._errors import CLIError, check_backend, check_output_file, error_text, reported
 
 DEMO_LETTERS = "ABC"
 # The demo on copies of the letters (more than three letters, --noise or --shift).
@@ -70,12 +70,24 @@ def plot_path(text):
     return text
 
 
+def check_plot(path):
+    """Fail before training if ``--plot`` cannot work: no matplotlib, or no such folder."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CLIError('--plot needs matplotlib, which is not installed: '
+                       'pip install "cymlp[plot]"') from None
+    check_output_file(path, "--plot", "demo.png")
+
+
 def run_demo(args):
     """Train the letters network and print the tutorial's output.
 
     With more than three letters, with noise or with shifts, train on copies
     of the letters instead and report the accuracy on fresh copies.
     """
+    if args.plot:
+        check_plot(args.plot)
     names = args.letters
     noise = args.noise
     if noise is None:
@@ -195,7 +207,8 @@ def _save_demo_plot(path, history, images, true, predicted, names, title,
     try:
         figure.savefig(path, format=os.path.splitext(path)[1].lower().lstrip("."), dpi=110)
     except OSError as error:
-        raise CLIError(f"--plot: cannot write {path!r}: {error.strerror or error}") from error
+        raise CLIError(f"--plot: cannot write {path!r}: {error_text(error, named=True)}") \
+            from error
     print(f"Plot saved to {path}")
 
 

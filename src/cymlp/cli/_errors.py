@@ -8,6 +8,7 @@ that cymlp documents for bad input, at the calls that take that input
 mistaken for a bad option.
 """
 
+import os
 from contextlib import contextmanager
 
 from .._backend import resolve_backend
@@ -38,7 +39,31 @@ def reported(*errors, prefix="", about=None):
     except errors as error:
         if about is not None and not str(error).startswith(about):
             raise
-        raise CLIError(f"{prefix}{error}") from error
+        raise CLIError(f"{prefix}{error_text(error, named=bool(prefix))}") from error
+
+
+def error_text(error, named=False):
+    """The message of ``error``; an operating-system error's in words, without errno.
+
+    ``named``: the caller's message already names the file, so it is not repeated.
+    """
+    if isinstance(error, OSError) and error.strerror:
+        if named or not error.filename:
+            return error.strerror
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
+
+
+def check_output_file(path, flag, example):
+    """Fail now, before any work, if ``path`` (the value of ``flag``) cannot be written."""
+    if os.path.isdir(path):
+        raise CLIError(f"{flag}: cannot write {path!r}: it is a directory; name a file, "
+                       f"e.g. {flag} {example}")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise CLIError(f"{flag}: cannot write {path!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag}: cannot write {path!r}: the folder {folder!r} is not writable")
 
 
 def check_backend(name):

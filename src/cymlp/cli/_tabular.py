@@ -1,8 +1,10 @@
 """The tabular pipeline of ``cymlp train``, ``predict`` and ``evaluate``.
 
-Reading tables (CSV with a header row, .npy and .npz), standardising their
-features, encoding the target column for a loss, and loading a model saved
-by ``cymlp train`` with the statistics and labels it carries.
+Reading tables (CSV with a header row or ``--no-header``, .npy and .npz),
+choosing their feature columns (``--features``, ``--drop``, identifier
+columns left out with a note), standardising the features, encoding the
+target column for a loss, and loading a saved model: one from ``cymlp
+train`` with the statistics and labels it carries, or one saved from Python.
 
 Every problem a user can cause (missing file, unknown column, a cell that is
 not a number, ragged rows, the wrong shape, a model that does not fit the
@@ -32,26 +34,63 @@ class Table:
     feature_names : list of str
     target : ndarray of shape (n_rows,) or None
         Numbers (float64) when every cell is numeric, else strings.
+    target_name : str or None
+        The target column's name (for CSV, also when ``--target`` gave its index).
+    n_columns : int
+        Columns in the file, the target included (for .npz, the columns of ``X``).
+    notes : list of str
+        What the reader decided for the user (a column dropped as an identifier).
     """
 
-    def __init__(self, features, feature_names, target):
+    def __init__(self, features, feature_names, target, target_name=None, n_columns=0,
+                 notes=()):
         self.features, self.feature_names, self.target = features, feature_names, target
+        self.target_name, self.n_columns, self.notes = target_name, n_columns, list(notes)
 
 
-def read_table(path, target=None, feature_names=None):
+# Column names taken for row identifiers: never features unless asked for
+# (--features), since a model that learns from them learns nothing that holds
+# for new rows. "" and "Unnamed: 0" are the index column pandas' to_csv writes.
+IDENTIFIER_NAMES = ("id", "")
+
+
+def is_identifier_name(name):
+    """True for a column name such as ``id``, ``ID``, ``Id`` or pandas' unnamed index."""
+    return name.strip().lower() in IDENTIFIER_NAMES or name.startswith("Unnamed: ")
+
+
+def read_table(path, target=None, feature_names=None, header=True, features=None, drop=None,
+               source_columns=None, identifiers=True):
     """Read ``path``; split off the ``target`` column when one is named.
 
     Parameters
     ----------
     path : str
-        ``.csv`` (header row), ``.npy`` (2-D array; columns are named by their
-        index) or ``.npz`` (array ``X`` for the features and, for a target,
-        the array named by ``target``).
+        ``.csv`` (a header row unless ``header`` is False; a UTF-8 byte-order
+        mark is skipped; ``;`` or tab separators are recognised), ``.npy``
+        (2-D array; columns are named by their index) or ``.npz`` (array
+        ``X`` for the features and, for a target, the array named by ``target``).
     target : str, optional
-        Target column name (CSV), column index (``.npy``) or array name (``.npz``).
+        Target column name or index (CSV), column index (``.npy``) or array
+        name (``.npz``). Negative indices count from the last column.
     feature_names : list of str, optional
-        Expected feature columns, in order (for CSV files read for a trained
-        model: they are picked by name, so their order may differ).
+        Expected feature columns, in order (for files read for a trained
+        model: CSV columns are picked by name, so their order may differ).
+    header : bool, default=True
+        False: the CSV file has no header row; its columns are named by
+        their index, ``"0"``, ``"1"``, ...
+    features, drop : list of str, optional
+        The feature columns to use, or the columns not to use (names or
+        indices; the ``--features`` and ``--drop`` options). Without either,
+        a column named like an identifier (``id``, ``ID``, pandas' unnamed
+        index) is left out, with a note in ``Table.notes``.
+    source_columns : int, optional
+        For .npy and .npz files read for a model: the number of columns of
+        the file it was trained on. A file of that width gives the model's
+        feature columns by their index; any other must hold exactly them.
+    identifiers : bool, default=True
+        False: keep identifier-like columns as features too, without notes
+        (for models saved from Python, which take every column).
 
     Returns
     -------
@@ -60,79 +99,217 @@ def read_table(path, target=None, feature_names=None):
     Raises
     ------
     CLIError
-        The file is missing, unreadable or not a table of numbers.
+        The file is missing, unreadable or not a table of numbers, or a
+        column named does not exist.
     """
     if not os.path.isfile(path):
         raise CLIError(f"no such data file: {path}")
     extension = os.path.splitext(path)[1].lower()
     if extension == ".npy":
-        table = _read_npy(path, target, feature_names)
+        names, column, target_values, target, n_rows = _read_npy(path, target)
     elif extension == ".npz":
-        table = _read_npz(path, target, feature_names)
+        names, column, target_values, n_rows = _read_npz(path, target)
     else:
-        table = _read_csv(path, target, feature_names)
-    if table.features.shape[0] == 0:
+        names, column, target_values, target, n_rows = _read_csv(path, target, header)
+    notes = []
+    if feature_names is not None:
+        keep = _model_columns(path, extension, names, target, feature_names, source_columns)
+    else:
+        keep = _chosen_columns(path, names, target, features, drop, notes if identifiers
+                               else None)
+    if n_rows == 0:
         raise CLIError(f"{path}: no data rows")
-    if table.features.shape[1] == 0:
+    if not keep:
         raise CLIError(f"{path}: no feature columns"
                        f"{' besides the target' if target is not None else ''}")
-    return table
+    matrix = np.empty((n_rows, len(keep)))
+    for j, name in enumerate(keep):
+        try:
+            matrix[:, j] = column(name)
+        except CLIError as error:
+            if feature_names is not None or features or not identifiers:
+                raise
+            raise CLIError(f"{error}; if {name!r} is not a feature, leave it out with "
+                           f"--drop {name}") from None
+    if not np.isfinite(matrix).all():
+        raise CLIError(f"{path}: feature columns hold NaN or inf")
+    if feature_names is None and identifiers and extension not in (".npy", ".npz"):
+        _note_row_numbers(matrix, keep, features, drop, notes)
+    return Table(matrix, list(feature_names) if feature_names is not None else keep,
+                 target_values, target, len(names), notes)
 
 
-def _read_csv(path, target, feature_names):
+def resolve_column(spec, names, path, flag):
+    """The column ``spec`` names: a column name, else an index (negative from the end)."""
+    if spec in names:
+        return spec
     try:
-        with reported(*BAD_FILE, prefix=f"{path}: "), \
-                open(path, newline="", encoding="utf-8") as file:
-            rows = list(csv.reader(file))
-    except UnicodeDecodeError as error:
-        raise CLIError(f"{path}: not a UTF-8 text file ({error.reason})") from None
-    except csv.Error as error:
-        raise CLIError(f"{path}: not a valid CSV file ({error})") from None
-    rows = [row for row in rows if any(cell.strip() for cell in row)]
-    if len(rows) < 2:
-        raise CLIError(f"{path}: needs a header row and at least one data row")
-    header = [name.strip() for name in rows[0]]
-    if len(set(header)) != len(header):
-        raise CLIError(f"{path}: the header repeats a column name")
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise CLIError(f"{path}, line {line}: {len(row)} cells, the header has "
-                           f"{len(header)}")
-    if target is not None and target not in header:
-        raise CLIError(f"{path}: no column named {target!r} (columns: {', '.join(header)})")
-    if feature_names is None:
-        names = [name for name in header if name != target]
-    else:
-        missing = [name for name in feature_names if name not in header]
+        index = int(spec)
+    except ValueError:
+        index = None
+    if index is not None and -len(names) <= index < len(names):
+        return names[index]
+    shown = ", ".join(repr(name) for name in names[:20]) + (", ..." if len(names) > 20 else "")
+    raise CLIError(f"{path}: {flag}: no column named {spec!r}"
+                   f"{' and no column index ' + spec if index is not None else ''} "
+                   f"(columns: {shown}; indices 0..{len(names) - 1})")
+
+
+def _chosen_columns(path, names, target, features, drop, notes):
+    candidates = [name for name in names if name != target]
+    if features:
+        chosen = [resolve_column(spec, names, path, "--features") for spec in features]
+        if target in chosen:
+            raise CLIError(f"{path}: --features: {target!r} is the --target column")
+        if len(set(chosen)) != len(chosen):
+            raise CLIError(f"{path}: --features names a column twice")
+        return chosen
+    if drop:
+        dropped = {resolve_column(spec, names, path, "--drop") for spec in drop}
+        if target in dropped:
+            raise CLIError(f"{path}: --drop: {target!r} is the --target column")
+        return [name for name in candidates if name not in dropped]
+    if notes is None:
+        return candidates
+    identifiers = [name for name in candidates if is_identifier_name(name)]
+    for name in identifiers:
+        notes.append(f"column {name!r} is not used as a feature: it looks like a row "
+                     f"identifier (choose the columns with --features or --drop)")
+    return [name for name in candidates if name not in identifiers]
+
+
+def _note_row_numbers(matrix, names, features, drop, notes):
+    """A note for each feature column that holds just the row numbers (0..n-1 or 1..n)."""
+    if features or drop or len(matrix) < 10:
+        return
+    rows = np.arange(len(matrix), dtype=np.float64)
+    for j, name in enumerate(names):
+        if np.array_equal(matrix[:, j], rows) or np.array_equal(matrix[:, j], rows + 1):
+            notes.append(f"feature column {name!r} holds the row numbers "
+                         f"{int(matrix[0, j])}..{int(matrix[-1, j])}; if it is a row "
+                         f"identifier, leave it out with --drop {name}")
+
+
+def _model_columns(path, extension, names, target, feature_names, source_columns):
+    """The columns of ``path`` that are a model's features, in the model's order."""
+    if extension not in (".npy", ".npz"):  # CSV: by name
+        missing = [name for name in feature_names if name not in names]
         if missing:
             raise CLIError(f"{path}: missing feature column(s) {', '.join(missing)} that the "
                            "model was trained on")
-        names = list(feature_names)
-    columns = {name: index for index, name in enumerate(header)}
-    features = np.empty((len(rows) - 1, len(names)))
-    for line, row in enumerate(rows[1:], start=2):
-        for j, name in enumerate(names):
-            cell = row[columns[name]].strip()
+        return list(feature_names)
+    keep = [name for name in names if name != target]
+    if len(keep) == len(feature_names):
+        return keep
+    if source_columns is not None and len(names) == source_columns and all(
+            name in names for name in feature_names):
+        return list(feature_names)  # a file laid out as the training file: pick by index
+    raise CLIError(f"{path}: {len(keep)} feature columns, the model expects "
+                   f"{len(feature_names)}")
+
+
+def _read_csv(path, target, header):
+    try:
+        with reported(*BAD_FILE, prefix=f"{path}: "), \
+                open(path, newline="", encoding="utf-8-sig") as file:  # Excel's "CSV UTF-8"
+            text = file.read()
+    except UnicodeDecodeError as error:
+        raise CLIError(f"{path}: not a UTF-8 text file ({error.reason}); save it as "
+                       "\"CSV UTF-8\"") from None
+    first_line = text.split("\n", 1)[0]
+    delimiter = ","
+    if "," not in first_line:  # a spreadsheet's ';' or tab separated export
+        delimiter = next((d for d in (";", "\t") if d in first_line), ",")
+    try:
+        rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
+    except csv.Error as error:
+        raise CLIError(f"{path}: not a valid CSV file ({error})") from None
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows or (header and len(rows) < 2):
+        raise CLIError(f"{path}: needs a header row and at least one data row"
+                       if header else f"{path}: no data rows")
+    if header:
+        names = [name.strip() for name in rows[0]]
+        if _looks_like_data(names, rows[1:]):
+            shown = ",".join(rows[0][:6]) + (",..." if len(rows[0]) > 6 else "")
+            raise CLIError(f"{path}: the first row ({shown}) looks like data, not column names: "
+                           "a header row naming the columns is needed; for a file without "
+                           "one, pass --no-header and give columns by index (e.g. "
+                           "--target -1 for the last)")
+        rows = rows[1:]
+        first_line_number = 2
+    else:
+        names = [str(index) for index in range(len(rows[0]))]
+        first_line_number = 1
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise CLIError(f"{path}: the header repeats the column name(s) "
+                       f"{', '.join(map(repr, repeated))}")
+    for line, row in enumerate(rows, start=first_line_number):
+        if len(row) != len(names):
+            raise CLIError(f"{path}, line {line}: {len(row)} cells, the "
+                           f"{'header' if header else 'first row'} has {len(names)}")
+    if target is not None:
+        target = resolve_column(target, names, path, "--target")
+    index = {name: j for j, name in enumerate(names)}
+
+    def column(name):
+        values = np.empty(len(rows))
+        for i, row in enumerate(rows):
+            cell = row[index[name]].strip()
             try:
-                features[line - 2, j] = float(cell)
+                values[i] = float(cell)
             except ValueError:
-                raise CLIError(f"{path}, line {line}, column {name!r}: {cell!r} is not a "
-                               "number") from None
-    if not np.isfinite(features).all():
-        raise CLIError(f"{path}: feature columns hold NaN or inf")
+                hint = (" (numbers need a decimal point, not a decimal comma)"
+                        if _is_number(cell.replace(",", ".")) else "")
+                raise CLIError(f"{path}, line {i + first_line_number}, column {name!r}: "
+                               f"{cell!r} is not a number{hint}") from None
+        return values
+
     target_values = None
     if target is not None:
-        cells = [row[columns[target]].strip() for row in rows[1:]]
+        cells = [row[index[target]].strip() for row in rows]
         try:
             target_values = np.array([float(cell) for cell in cells])
         except ValueError:
             target_values = np.array(cells)
         if target_values.dtype.kind == "f" and not np.isfinite(target_values).all():
             raise CLIError(f"{path}: target column {target!r} holds NaN or inf")
-    return Table(features, names, target_values)
+    return names, column, target_values, target, len(rows)
 
 
-def _read_npy(path, target, feature_names):
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_data(names, rows, sample=200):
+    """Whether a CSV file's first row is a data row rather than column names.
+
+    It is, when it has a number in every column whose cells are numbers and,
+    in every other column, a value that column holds further down (a class
+    name, say); the column indices 0..n-1 are taken for names.
+    """
+    if names == [str(index) for index in range(len(names))]:
+        return False
+    sample = [row for row in rows[:sample] if len(row) == len(names)]
+    if not sample:
+        return all(_is_number(name) for name in names)
+    numeric = [all(_is_number(row[j].strip()) for row in sample) for j in range(len(names))]
+    if not any(numeric):
+        return False
+    for j, name in enumerate(names):
+        if numeric[j] and not _is_number(name):
+            return False
+        if not numeric[j] and name not in {row[j].strip() for row in rows}:
+            return False
+    return True
+
+
+def _read_npy(path, target):
     array = _load_numeric(path)
     if array.ndim != 2:
         raise CLIError(f"{path}: expected a 2-D array (rows x columns), got shape "
@@ -140,24 +317,17 @@ def _read_npy(path, target, feature_names):
     names = [str(index) for index in range(array.shape[1])]
     target_values = None
     if target is not None:
-        if target not in names:
+        try:
+            target = resolve_column(target, names, path, "--target")
+        except CLIError:
             raise CLIError(f"{path}: --target must be a column index 0..{len(names) - 1} "
-                           f"for .npy files; got {target!r}")
+                           f"for .npy files; got {target!r}") from None
         target_values = array[:, int(target)].astype(np.float64)
-        keep = [name for name in names if name != target]
-    else:
-        keep = names
-    if feature_names is not None:
-        if len(feature_names) != len(keep):
-            raise CLIError(f"{path}: {len(keep)} feature columns, the model expects "
-                           f"{len(feature_names)}")
-    features = array[:, [int(name) for name in keep]].astype(np.float64)
-    if not np.isfinite(features).all():
-        raise CLIError(f"{path}: the array holds NaN or inf")
-    return Table(features, feature_names or keep, target_values)
+    return (names, lambda name: array[:, int(name)].astype(np.float64), target_values, target,
+            array.shape[0])
 
 
-def _read_npz(path, target, feature_names):
+def _read_npz(path, target):
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -170,8 +340,6 @@ def _read_npz(path, target, feature_names):
         raise CLIError(f"{path}: 'X' must be a 2-D numeric array; got {features.dtype} "
                        f"with shape {features.shape}")
     features = features.astype(np.float64)
-    if not np.isfinite(features).all():
-        raise CLIError(f"{path}: 'X' holds NaN or inf")
     target_values = None
     if target is not None:
         if target not in arrays:
@@ -186,11 +354,10 @@ def _read_npz(path, target, feature_names):
             pass
         else:
             raise CLIError(f"{path}: {target!r} must hold numbers or strings")
+        if target_values.dtype.kind == "f" and not np.isfinite(target_values).all():
+            raise CLIError(f"{path}: target array {target!r} holds NaN or inf")
     names = [str(index) for index in range(features.shape[1])]
-    if feature_names is not None and len(feature_names) != len(names):
-        raise CLIError(f"{path}: {len(names)} feature columns, the model expects "
-                       f"{len(feature_names)}")
-    return Table(features, feature_names or names, target_values)
+    return names, lambda name: features[:, int(name)], target_values, features.shape[0]
 
 
 def _load_numeric(path):
@@ -344,9 +511,39 @@ def load_saved(path, backend=None):
         return load_network(path, backend=backend)
 
 
+def plain_model_settings(net):
+    """The settings of a model saved from Python (``MLP.save``), without the CLI's metadata.
+
+    Its inputs are the data's columns as they are (no standardisation, no
+    names: the file must hold exactly ``layer_sizes[0]`` feature columns).
+    With ``cross_entropy`` (and with ``bce`` on one output) it is a
+    classifier whose classes are the output indices ``0..k-1``; otherwise
+    ``classes`` is None and ``cymlp predict`` writes the raw outputs.
+    """
+    n_outputs = net.layer_sizes[-1]
+    classes = None
+    if net.loss_name == "cross_entropy" or (net.loss_name in ("bce", "mse")
+                                            and n_outputs == 1
+                                            and net.activations[-1] == "sigmoid"):
+        classes = list(range(max(2, n_outputs)))
+    elif net.loss_name == "mse" and n_outputs > 1:
+        # The tutorial's way: one output per class, trained on one-hot rows with MSE.
+        classes = list(range(n_outputs))
+    return {"task": "classification" if classes is not None else "outputs",
+            "classes": classes, "feature_names": None, "plain": True}
+
+
 def load_model(path, backend):
-    """``(net, settings, mean, scale)`` of a model saved by ``cymlp train``."""
+    """``(net, settings, mean, scale)`` of a saved model.
+
+    A model saved by ``cymlp train`` carries its feature names, statistics and
+    labels; one saved from Python gets ``plain_model_settings`` and no
+    standardisation (``mean`` and ``scale`` are None).
+    """
     net, extra, arrays = load_saved(path, backend)
+    settings = extra.get("cli") if isinstance(extra, dict) else None
+    if settings is None and "feature_mean" not in arrays and "feature_scale" not in arrays:
+        return net, plain_model_settings(net), None, None
     if not saved_by_train(extra, arrays):
         raise CLIError(f"{path}: this model was not saved by 'cymlp train' (it lacks the "
                        "feature statistics and labels the command line needs)")
