@@ -151,16 +151,18 @@ def test_bad_arguments_name_the_argument(backend):
     w1, w2 = start_weights(0)
     # Each message starts with the argument's name, then what was expected
     # and what was received.
-    with pytest.raises(ValueError, match=r"^w2 must have 5 rows \(one per hidden unit of w1\); "
-                                         r"got shape \(4, 3\)$"):
+    with pytest.raises(ValueError, match=r"^w2 must have shape \(5, n_outputs\), one row per "
+                                         r"hidden unit of w1 \(shape \(30, 5\)\); got w2 of "
+                                         r"shape \(4, 3\)$"):
         tutorial.f_forward(x[0], w1, w2[:4])
-    with pytest.raises(ValueError, match=r"^x must have 30 inputs \(columns\) for this network; "
-                                         r"got shape \(1, 29\)$"):
+    with pytest.raises(ValueError, match=r"^x must have 30 values per sample, one per row of w1 "
+                                         r"\(shape \(30, 5\)\); got x of shape \(1, 29\)$"):
         tutorial.f_forward(np.ones((1, 29)), w1, w2)
     with pytest.raises(ValueError, match=r"^alpha must be a finite number > 0\b.*; got -0\.1$"):
         tutorial.train(x, Y, w1, w2, -0.1, 1)
-    with pytest.raises(ValueError, match=r"^Y must have 3 outputs \(columns\) for this "
-                                         r"network; got shape \(3, 2\)$"):
+    with pytest.raises(ValueError, match=r"^Y must have shape \(3, 3\): 3 value\(s\) per "
+                                         r"sample, one per column of w2 \(shape \(5, 3\)\), "
+                                         r"for 3 sample\(s\) of x; got Y of shape \(3, 2\)$"):
         tutorial.train(x, Y[:, :2], w1, w2, 0.1, 1)
     with pytest.raises(ValueError, match=r"^x and Y must have the same number of samples; "
                                          r"got 3 and 6$"):

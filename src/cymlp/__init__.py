@@ -14,12 +14,15 @@ from ._network import MLP, History, TrainingDiverged
 
 __version__ = "0.1.0"
 __all__ = ["MLP", "History", "TrainingDiverged", "BackendWarning", "available_backends", "load",
-           "datasets", "optim", "schedules", "__version__"]
+           "datasets", "optim", "schedules", "tutorial", "__version__"]
 
 # Submodules imported on first use (``cymlp.datasets``, ``from cymlp import
 # datasets``): the kernels, the letters and their generator cost a script
 # only when it uses them. (``optim`` and ``schedules`` come with MLP.)
-_SUBMODULES = ("datasets", "optim", "schedules")
+_SUBMODULES = ("datasets", "optim", "schedules", "tutorial")
+# Public submodules that need an optional extra: never in ``__all__`` (a star
+# import would fail without the extra), listed by ``dir`` once imported.
+_OPTIONAL_SUBMODULES = ("sklearn", "plot", "torch", "dask", "onnx")
 
 
 def __getattr__(name):
@@ -30,7 +33,12 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    # The public API only: not the helpers this module imports (os, typing
+    # names) nor the private modules the import system binds here.
+    names = set(__all__) | {name for name in globals()
+                            if name.startswith("__") and name.endswith("__")}
+    names |= {name for name in _OPTIONAL_SUBMODULES if name in globals()}
+    return sorted(names)
 
 
 def load(path: Union[str, "os.PathLike[str]"], backend: Optional[str] = None) -> MLP:
@@ -52,9 +60,10 @@ def load(path: Union[str, "os.PathLike[str]"], backend: Optional[str] = None) ->
     FileNotFoundError
         The file does not exist.
     ValueError
-        The file is not a valid cymlp model (damaged, truncated, foreign,
-        of an unsupported version, or holding NaN parameters); the message
-        names the file. Loading never executes code from the file.
+        The path is not a valid cymlp model file (a directory or other
+        non-regular file; damaged, truncated, foreign, of an unsupported
+        version, or holding NaN parameters); the message names the path.
+        Loading never executes code from the file.
     """
     from ._io import load_network
     return load_network(path, backend=backend)[0]

@@ -269,6 +269,11 @@ def load_network(path, backend=None):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such model file: {path!r}")
+    if not os.path.isfile(path):
+        # A directory, a FIFO (which would block), a device: refused like any
+        # other file that is not a model, before it is opened.
+        kind = "a directory" if os.path.isdir(path) else "not a regular file"
+        raise ValueError(f"{path!r} is not a readable cymlp model file: it is {kind}")
     try:
         with zipfile.ZipFile(path) as archive:
             return _read(archive, path, backend, MLP)

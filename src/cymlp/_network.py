@@ -107,6 +107,9 @@ class MLP:
     layer_sizes : sequence of int
         Widths from input to output, e.g. ``[30, 5, 3]`` for the tutorial's
         30 inputs, 5 hidden units and 3 outputs. At least two entries.
+        Sizes too large for NumPy to index raise a ``ValueError`` before
+        anything is allocated, and a network that does not fit in memory a
+        ``MemoryError``; both messages give the parameter count.
     activation : str or sequence of str, default="sigmoid"
         Hidden-layer activation, one name for all hidden layers or a list with
         one name per hidden layer: "sigmoid" (``torch.nn.Sigmoid``), "tanh"
@@ -199,13 +202,22 @@ class MLP:
         self.backend, self._kernels = resolve_backend(backend)
         self.n_threads = _check_n_threads(n_threads)
         self._loss_code = LOSSES[self.loss_name]
-        self._layout, n_params = _params.build_layout(
+        n_params = _check_parameter_count(self.layer_sizes, self.bias, self.dtype)
+        self._layout, _ = _params.build_layout(
             self.layer_sizes, [ACTIVATIONS[name] for name in self.activations], self.bias)
-        self._params = np.zeros(n_params, dtype=self.dtype)
-        self._optimizer_state = np.zeros((2, n_params), dtype=self.dtype)
         self._training_lock = threading.Lock()
-        self._make_views()
-        self.reset()
+        try:
+            self._params = np.zeros(n_params, dtype=self.dtype)
+            self._optimizer_state = np.zeros((2, n_params), dtype=self.dtype)
+            self._make_views()
+            self.reset()
+        except MemoryError as error:
+            n_bytes = n_params * np.dtype(self.dtype).itemsize
+            raise MemoryError(
+                f"layer_sizes={list(self.layer_sizes)} need {n_params} parameters: "
+                f"{3 * n_bytes} bytes ({n_bytes} for the {np.dtype(self.dtype).name} "
+                f"parameters, twice that for the optimizer state) could not be "
+                f"allocated") from error
 
     # ------------------------------------------------------------ parameters
 
@@ -381,7 +393,10 @@ class MLP:
             The subset is drawn once per network and reused by later fits on
             data of the same size (it is part of ``state_dict()`` and saved
             with the model), so a continued fit never validates on rows it
-            trained on.
+            trained on. With classification targets (one-hot or probability
+            rows, integer labels of a softmax output, 0/1 targets of
+            ``loss="bce"``) a ``UserWarning`` names any class the split
+            leaves out of the training or the validation rows.
         early_stopping : bool, default=False
             Stop when the validation loss has not improved by more than
             ``min_delta`` for ``patience`` epochs, and restore the weights
@@ -634,6 +649,7 @@ class MLP:
         is_val = np.zeros(X.shape[0], dtype=bool)
         is_val[saved["rows"]] = True
         held_out, rows = np.flatnonzero(is_val), np.flatnonzero(~is_val)
+        _warn_missing_classes(Y, rows, held_out, validation_split, self.loss_name)
         X_val, Y_val = _sparse.take_rows(X, held_out), Y[held_out]
         if sample_weight is None:
             return rows, X_val, Y_val, None
@@ -799,6 +815,43 @@ class MLP:
 
 
 
+def _target_classes(Y, loss_name):
+    """The class of each row of the targets ``Y``, or None for regression targets.
+
+    Classification targets are one-hot or probability rows (every entry >= 0,
+    each row summing to 1: also what integer labels of a softmax output
+    become), or, for a single output trained with ``loss="bce"``, 0/1 values.
+    Classes are then given by the one classification rule, ``classify``.
+    """
+    if Y.shape[1] == 1:
+        if loss_name != "bce" or not np.isin(Y, (0, 1)).all():
+            return None
+    elif not ((Y >= 0).all() and np.allclose(Y.sum(axis=1, dtype=np.float64), 1.0,
+                                             rtol=0, atol=1e-4)):
+        return None
+    return classify(Y)
+
+
+def _warn_missing_classes(Y, rows, held_out, validation_split, loss_name):
+    """Warn when ``validation_split`` leaves a class out of the training or validation rows."""
+    classes = _target_classes(Y, loss_name)
+    if classes is None:
+        return
+    present = set(np.unique(classes).tolist())
+    sides = []
+    for side, indices in (("training", rows), ("validation", held_out)):
+        missing = sorted(present - set(np.unique(classes[indices]).tolist()))
+        if missing:
+            label = "class" if len(missing) == 1 else "classes"
+            sides.append(f"{label} {', '.join(map(str, missing))} out of the {side} rows")
+    if sides:
+        import warnings
+        warnings.warn(f"validation_split={validation_split} ({held_out.size} of {Y.shape[0]} "
+                      f"rows held out) leaves {' and '.join(sides)} (classes are the columns "
+                      f"of Y); use validation_data with every class on both sides, or more "
+                      f"rows", UserWarning, stacklevel=4)
+
+
 def _state_array(value, key, dtype, shape):
     """A checked copy of one array of a state dict."""
     array = np.asarray(value)
@@ -850,6 +903,29 @@ def _check_layer_sizes(layer_sizes):
                          f"got {list(layer_sizes)}")
     return tuple(check_int(size, f"layer_sizes[{index}]", minimum=1)
                  for index, size in enumerate(layer_sizes))
+
+
+# The most parameters a network may have: its largest array, the optimizer
+# state of shape (2, n_params), must fit in what NumPy can index (np.intp).
+_MAX_BUFFER_BYTES = np.iinfo(np.intp).max
+
+
+def _check_parameter_count(layer_sizes, bias, dtype):
+    """The parameter count of a network, refused with a ValueError if it cannot exist.
+
+    Counted in Python integers before anything is allocated: sizes whose
+    count overflows a C integer, or whose buffers exceed what NumPy can
+    address, are named instead of raising an OverflowError from deep inside.
+    """
+    n_params = _params.count_parameters(layer_sizes, bias)
+    itemsize = np.dtype(dtype).itemsize
+    limit = _MAX_BUFFER_BYTES // (2 * itemsize)
+    if n_params > limit:
+        raise ValueError(f"layer_sizes={list(layer_sizes)} need {n_params} parameters "
+                         f"({n_params * itemsize} bytes in {np.dtype(dtype).name}, twice that "
+                         f"for the optimizer state); a network can have at most {limit} "
+                         f"parameters in {np.dtype(dtype).name}")
+    return n_params
 
 
 def _initial_weights(init, shape, rng):

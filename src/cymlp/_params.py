@@ -13,6 +13,15 @@ N_IN, N_OUT, ACTIVATION, W_OFFSET, B_OFFSET = range(5)
 LAYOUT_COLUMNS = 5
 
 
+def count_parameters(layer_sizes, bias):
+    """Length of the flat parameter buffer, in Python integers (it never overflows).
+
+    Computed before anything is allocated, so that a network too large for
+    memory is refused with its size named rather than overflowing a C integer.
+    """
+    sizes = [int(size) for size in layer_sizes]
+    return sum(n_in * n_out + (n_out if bias else 0) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
 
 def build_layout(layer_sizes, activation_codes, bias):
     """Layout array and parameter count for a network.

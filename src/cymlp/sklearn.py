@@ -875,7 +875,7 @@ default="relu"
 _COMMON_ATTRIBUTES = """
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names of X, when X had string column names (e.g. a DataFrame).
     loss_ : float
         Training loss of the last epoch, on scikit-learn's scale, with the L2

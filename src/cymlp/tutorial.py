@@ -17,6 +17,7 @@ The backend is chosen as for ``cymlp.MLP``: ``CYMLP_BACKEND`` or
 :func:`use_backend`.
 """
 
+import math
 from time import perf_counter
 
 import numpy as np
@@ -71,13 +72,25 @@ def generate_wt(x, y):
     return np.random.randn(x * y).reshape(x, y)
 
 
+def _weights(array, name, rows, columns):
+    """``array`` as a checked float64 matrix; the message names the tutorial's shape."""
+    try:
+        shape = np.shape(array)
+    except ValueError:              # ragged nested lists: as_matrix's message
+        shape = None
+    if shape is not None and len(shape) != 2:
+        raise ValueError(f"{name} must be a 2-D array of shape ({rows}, {columns}); "
+                         f"got {len(shape)}-D with shape {tuple(shape)}")
+    return as_matrix(array, name, np.float64, what=columns)
+
+
 def _network(x, w1, w2):
     """Checked float64 copies and the flat-buffer layout of a w1/w2 network."""
-    w1 = as_matrix(w1, "w1", np.float64, what="hidden units")
-    w2 = as_matrix(w2, "w2", np.float64, what="outputs")
+    w1 = _weights(w1, "w1", "n_inputs", "n_hidden")
+    w2 = _weights(w2, "w2", "n_hidden", "n_outputs")
     if w2.shape[0] != w1.shape[1]:
-        raise ValueError(f"w2 must have {w1.shape[1]} rows (one per hidden unit of w1); "
-                         f"got shape {w2.shape}")
+        raise ValueError(f"w2 must have shape ({w1.shape[1]}, n_outputs), one row per hidden "
+                         f"unit of w1 (shape {w1.shape}); got w2 of shape {w2.shape}")
     try:
         rows = np.asarray(x)
     except ValueError as error:
@@ -87,11 +100,35 @@ def _network(x, w1, w2):
         rows = rows.reshape(1, -1)
     elif rows.ndim > 2:
         rows = rows.reshape(rows.shape[0], -1)
+    if rows.ndim == 2 and rows.shape[1] != w1.shape[0] and rows.size:
+        raise ValueError(f"x must have {w1.shape[0]} values per sample, one per row of w1 "
+                         f"(shape {w1.shape}); got x of shape {np.shape(x)}")
     rows = as_matrix(rows, "x", np.float64, w1.shape[0], "inputs")
     sizes = (w1.shape[0], w1.shape[1], w2.shape[1])
     layout, n_params = build_layout(sizes, [Activation.SIGMOID, Activation.SIGMOID], False)
     params = np.concatenate([w1.ravel(), w2.ravel()])
     return rows, params, layout
+
+
+def _targets(y, name, rows, w2_shape, reshape):
+    """Targets for ``rows``: one row of ``w2_shape[1]`` outputs per sample.
+
+    With ``reshape``, any array of that many values (``back_prop`` takes a
+    sample's label as a row or a flat vector); else exactly that shape.
+    """
+    expected = (rows.shape[0], w2_shape[1])
+    try:
+        shape = np.shape(y)
+    except ValueError:              # ragged nested lists: as_matrix's message
+        shape = None
+    if shape is not None and (math.prod(shape) != math.prod(expected) if reshape
+                              else tuple(shape) != expected):
+        raise ValueError(f"{name} must have shape {expected}: {w2_shape[1]} value(s) per "
+                         f"sample, one per column of w2 (shape {tuple(w2_shape)}), for "
+                         f"{rows.shape[0]} sample(s) of x; got {name} of shape {tuple(shape)}")
+    if shape is not None and reshape:
+        y = np.reshape(y, expected)
+    return as_matrix(y, name, np.float64, w2_shape[1], "outputs")
 
 
 def _unpack(params, layout):
@@ -156,8 +193,7 @@ def back_prop(x, y, w1, w2, alpha):
     passed in are not modified.
     """
     rows, params, layout = _network(x, w1, w2)
-    targets = as_matrix(np.reshape(y, (rows.shape[0], -1)), "y", np.float64,
-                        layout[-1, N_OUT], "outputs")
+    targets = _targets(y, "y", rows, np.shape(w2), reshape=True)
     alpha = check_float(alpha, "alpha")
     _Passes(rows, targets, params, layout, alpha).run()
     return _unpack(params, layout)
@@ -189,10 +225,10 @@ def train(x, Y, w1, w2, alpha=0.01, epoch=10):
         The trained weights.
     """
     rows, params, layout = _network(x, w1, w2)
-    targets = as_matrix(Y, "Y", np.float64, layout[-1, N_OUT], "outputs")
-    if targets.shape[0] != rows.shape[0]:
+    if np.ndim(Y) == 2 and np.shape(Y)[0] != rows.shape[0]:
         raise ValueError(f"x and Y must have the same number of samples; "
-                         f"got {rows.shape[0]} and {targets.shape[0]}")
+                         f"got {rows.shape[0]} and {np.shape(Y)[0]}")
+    targets = _targets(Y, "Y", rows, np.shape(w2), reshape=False)
     alpha = check_float(alpha, "alpha")
     epoch = check_int(epoch, "epoch")
     acc, losses = [], []
