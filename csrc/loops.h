@@ -28,11 +28,20 @@
 
 /* CYMLP_BASELINE_ONLY (a build option) compiles the portable baseline alone:
    CI compares its results with the multiversioned build's, bit for bit. */
-#if !defined(CYMLP_BASELINE_ONLY) && defined(__x86_64__) && defined(__linux__) \
-    && (defined(__GNUC__) || defined(__clang__))
+/* CYMLP_NO_CLONES: set by CMakeLists.txt when this toolchain cannot build
+   target_clones (it needs ifunc: no musl libc, no Mach-O, no MSVC). */
+#if !defined(CYMLP_BASELINE_ONLY) && !defined(CYMLP_NO_CLONES) && defined(__x86_64__) \
+    && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
 #define CYMLP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CYMLP_CLONES
+#endif
+
+/* C99's restrict: MSVC's C compiler knows it only from /std:c11 on, and
+   spells it __restrict before. */
+#if defined(_MSC_VER) && !defined(__clang__) \
+    && (!defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L)
+#define restrict __restrict
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)

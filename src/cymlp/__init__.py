@@ -12,7 +12,6 @@ from typing import Optional, Union
 from ._backend import BackendWarning, available_backends
 from ._network import MLP, History, TrainingDiverged
 
-__version__ = "0.1.0"
 __all__ = ["MLP", "History", "TrainingDiverged", "BackendWarning", "available_backends", "load",
            "datasets", "optim", "schedules", "tutorial", "__version__"]
 
@@ -25,7 +24,38 @@ _SUBMODULES = ("datasets", "optim", "schedules", "tutorial")
 _OPTIONAL_SUBMODULES = ("sklearn", "plot", "torch", "dask", "onnx")
 
 
+def _find_version() -> str:
+    """The version of this copy of cymlp, written once: in pyproject.toml.
+
+    An installed cymlp reads it from its package metadata. Run from a source
+    tree (``src/cymlp`` beside ``pyproject.toml``, as with ``PYTHONPATH=src``),
+    it reads pyproject.toml itself, so that the metadata of another installed
+    copy is never mistaken for its own; with neither, it is ``"0+unknown"``.
+    """
+    import re
+    from importlib import metadata
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    if Path(__file__).resolve().parent.parent.name == "src" and pyproject.is_file():
+        text = pyproject.read_text(encoding="utf-8")
+        project = re.search(r"^\[project\]$(.*?)^\[", text, re.MULTILINE | re.DOTALL)
+        if project and re.search(r'^name\s*=\s*"cymlp"', project.group(1), re.MULTILINE):
+            version = re.search(r'^version\s*=\s*"([^"]+)"', project.group(1), re.MULTILINE)
+            if version:
+                return version.group(1)
+    try:
+        return metadata.version(__name__)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def __getattr__(name):
+    # The version is looked up on first use: importing cymlp stays cheap.
+    if name == "__version__":
+        global __version__
+        __version__ = _find_version()
+        return __version__
     if name in _SUBMODULES:
         import importlib
         return importlib.import_module(f"{__name__}.{name}")   # also binds it here

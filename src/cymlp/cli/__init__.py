@@ -158,7 +158,8 @@ def build_parser():
     """The argument parser of the ``cymlp`` command."""
     parser = _Parser(
         prog="cymlp", description="Multi-layer perceptrons with a compiled core.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="show the version and the backend, and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                      parser_class=_Parser)
 
@@ -371,8 +372,27 @@ def _layer_list(text):
 
 
 def _version():
+    """``0.2.0 (backend: cython)``: the version, and the backend commands use here."""
     from .. import __version__
-    return __version__
+    from .._backend import available_backends
+    available = available_backends()
+    chosen = os.environ.get("CYMLP_BACKEND", "auto").lower()
+    backend = chosen if chosen in available else available[0]
+    missing = "" if "cython" in available else "; the compiled backend is not available"
+    return f"{__version__} (backend: {backend}{missing})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, which loads the backends only when it is given."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(f"{parser.prog} {_version()}\n")   # on stdout, as argparse's own
+        parser.exit()
 
 
 # ---------------------------------------------------------------- train / predict
