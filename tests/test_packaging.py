@@ -240,7 +240,7 @@ def sdist_path(tmp_path):
 def expected_sdist_members(version):
     """What a build and the test suite need, from the source tree."""
     top = ["pyproject.toml", "CMakeLists.txt", "README.md", "CHANGELOG.md", "CITATION.cff",
-           "PKG-INFO", "benchmarks/tutorial_process.py"]
+           "LICENSE", "PKG-INFO", "benchmarks/tutorial_process.py"]
     patterns = ["src/cymlp/**/*.py", "src/cymlp/py.typed", "csrc/*.pyx", "csrc/*.pxd",
                 "csrc/*.h", "tests/*.py"]
     files = set(top)
