@@ -34,3 +34,21 @@ def owned_arrays(obj, inputs=(), depth=4):
                     reached.append(item)
         frontier = reached
     return list(found.values())
+
+
+def _optimizers():
+    from cymlp.optim import SGD, Adam
+    return {
+        "sgd": lambda: SGD(0.1),
+        "sgd-weight_decay": lambda: SGD(0.1, weight_decay=0.05),
+        "momentum": lambda: SGD(0.05, momentum=0.9),
+        "nesterov": lambda: SGD(0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
+        "adam": lambda: Adam(0.01),
+        "adam-weight_decay": lambda: Adam(0.02, betas=(0.8, 0.95), eps=1e-6,
+                                          weight_decay=0.1),
+    }
+
+
+# The optimizers the kernel-level tests step with (name: factory), one of each
+# kind and option the kernels treat differently.
+KERNEL_OPTIMIZERS = _optimizers()

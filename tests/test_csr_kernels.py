@@ -13,6 +13,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import scipy.sparse
+from _helpers import KERNEL_OPTIMIZERS as OPTIMIZERS
 
 from cymlp import _codes
 from cymlp._params import block_rows, build_layout
@@ -22,14 +23,6 @@ from cymlp.optim import SGD, Adam
 K = pytest.importorskip("cymlp._kernels")
 
 DTYPES = [np.float32, np.float64]
-OPTIMIZERS = {
-    "sgd": lambda: SGD(0.1),
-    "sgd-weight_decay": lambda: SGD(0.1, weight_decay=0.05),
-    "momentum": lambda: SGD(0.05, momentum=0.9),
-    "nesterov": lambda: SGD(0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
-    "adam": lambda: Adam(0.01),
-    "adam-weight_decay": lambda: Adam(0.02, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1),
-}
 # (hidden activation, output activation, loss, kind of targets)
 HEADS = {
     "softmax-cross_entropy": ("tanh", "softmax", "cross_entropy", "onehot"),

@@ -10,6 +10,7 @@ bit), and scaling every weight by a constant changes nothing but rounding.
 
 import numpy as np
 import pytest
+from _helpers import KERNEL_OPTIMIZERS as OPTIMIZERS
 
 import cymlp
 from cymlp import MLP
@@ -17,14 +18,6 @@ from cymlp.optim import SGD, Adam
 
 BOTH_BACKENDS = len(cymlp.available_backends()) == 2
 
-OPTIMIZERS = {
-    "sgd": lambda: SGD(0.1),
-    "sgd-weight_decay": lambda: SGD(0.1, weight_decay=0.05),
-    "momentum": lambda: SGD(0.05, momentum=0.9),
-    "nesterov": lambda: SGD(0.05, momentum=0.8, nesterov=True, weight_decay=0.01),
-    "adam": lambda: Adam(0.01),
-    "adam-weight_decay": lambda: Adam(0.02, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1),
-}
 # (output activation, loss, kind of targets)
 HEADS = {
     "sigmoid-mse": ("sigmoid", "mse", "regression"),
