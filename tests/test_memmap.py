@@ -48,8 +48,10 @@ def test_fit_on_a_memmap_equals_fit_in_memory(tmp_path, backend, dtype, options)
     histories = [net.fit(data, Y, epochs=4, **options)
                  for net, data in zip(nets, (mapped, X))]
     np.testing.assert_array_equal(nets[0].params, nets[1].params)
-    assert histories[0].loss == histories[1].loss
-    assert histories[0].val_loss == histories[1].val_loss
+    # (An epoch's loss is summed per chunk, and chunk sizes follow wall time:
+    # the same per-row losses may add up in another order. The weights are exact.)
+    assert histories[0].loss == pytest.approx(histories[1].loss, rel=1e-12)
+    assert histories[0].val_loss == pytest.approx(histories[1].val_loss, rel=1e-12)
     np.testing.assert_array_equal(nets[0].predict(mapped), nets[1].predict(X))
     nets[0].partial_fit(mapped, Y, batch_size=5)
     nets[1].partial_fit(X, Y, batch_size=5)
